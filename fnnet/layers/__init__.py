@@ -1,0 +1,55 @@
+"""Built-in layers; every name is re-exported from :mod:`fnnet`."""
+
+from .activations import (ACTIVATIONS, Activation, Elu, Exp, Gelu, Lambda, LeakyRelu, LogSoftmax, Relu,
+                          Selu, Sigmoid, Softmax, Softplus, Tanh, elementwise, get_activation)
+from .conv import Conv, Conv1D, Conv1DTranspose, Conv2D, ConvTranspose, GeneralConv, GeneralConvTranspose
+from .dense import Dense
+from .dropout import Dropout
+from .normalization import BatchNorm, LayerNorm
+from .pooling import (AveragePooling1D, AveragePooling2D, AvgPool, GlobalAveragePooling1D,
+                      GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D, MaxPool,
+                      MaxPooling1D, MaxPooling2D, SumPool)
+from .reshape import Flatten, Reshape
+
+__all__ = [
+    "ACTIVATIONS",
+    "Activation",
+    "AveragePooling1D",
+    "AveragePooling2D",
+    "AvgPool",
+    "BatchNorm",
+    "Conv",
+    "Conv1D",
+    "Conv1DTranspose",
+    "Conv2D",
+    "ConvTranspose",
+    "Dense",
+    "Dropout",
+    "Elu",
+    "Exp",
+    "Flatten",
+    "Gelu",
+    "GeneralConv",
+    "GeneralConvTranspose",
+    "GlobalAveragePooling1D",
+    "GlobalAveragePooling2D",
+    "GlobalMaxPooling1D",
+    "GlobalMaxPooling2D",
+    "Lambda",
+    "LayerNorm",
+    "LeakyRelu",
+    "LogSoftmax",
+    "MaxPool",
+    "MaxPooling1D",
+    "MaxPooling2D",
+    "Relu",
+    "Reshape",
+    "Selu",
+    "Sigmoid",
+    "Softmax",
+    "Softplus",
+    "SumPool",
+    "Tanh",
+    "elementwise",
+    "get_activation",
+]

@@ -1,0 +1,118 @@
+"""Element-wise layers: stax's singletons (``Relu``, ``Softmax``, ...), ``elementwise``,
+Keras's ``Activation(name)`` and ``Lambda``."""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+from ..core import leaf, registered, singleton
+
+
+def _exact_gelu(x):
+    return jax.nn.gelu(x, approximate=False)
+
+
+# Keras's activation names. 'gelu' is exact as in Keras 3; stax's ``Gelu`` singleton
+# keeps stax's tanh approximation.
+ACTIVATIONS: dict[str, Callable] = {
+    "linear": lambda x: x,
+    "relu": jax.nn.relu,
+    "relu6": jax.nn.relu6,
+    "sigmoid": jax.nn.sigmoid,
+    "hard_sigmoid": jax.nn.hard_sigmoid,
+    "tanh": jnp.tanh,
+    "softmax": jax.nn.softmax,
+    "log_softmax": jax.nn.log_softmax,
+    "gelu": _exact_gelu,
+    "elu": jax.nn.elu,
+    "selu": jax.nn.selu,
+    "softplus": jax.nn.softplus,
+    "softsign": jax.nn.soft_sign,
+    "swish": jax.nn.swish,
+    "silu": jax.nn.silu,
+    "leaky_relu": jax.nn.leaky_relu,
+    "exponential": jnp.exp,
+}
+
+
+def get_activation(activation) -> Callable:
+    """Resolve an activation given by Keras name, ``None`` (linear) or callable.
+
+    >>> import fnnet, jax.numpy as jnp
+    >>> fnnet.get_activation('relu')(jnp.array([-1.0, 2.0])).tolist()
+    [0.0, 2.0]
+    """
+    if activation is None:
+        return ACTIVATIONS["linear"]
+    if callable(activation):
+        return activation
+    try:
+        return ACTIVATIONS[activation]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown activation {activation!r}; known names: {', '.join(sorted(ACTIVATIONS))}") from None
+
+
+def _fun_name(fun) -> str:
+    name = getattr(fun, "__name__", None) or getattr(getattr(fun, "func", None), "__name__", "fn")
+    return name
+
+
+@registered("elementwise")
+def elementwise(fun, **fun_kwargs):
+    """A layer applying ``fun(x, **fun_kwargs)`` (stax's ``elementwise``).
+
+    >>> import fnnet, jax.numpy as jnp
+    >>> square = fnnet.elementwise(jnp.square)
+    >>> square.apply((), jnp.array([3.0])).tolist()
+    [9.0]
+    """
+    fn = functools.partial(fun, **fun_kwargs) if fun_kwargs else fun
+    return leaf(f"elementwise({_fun_name(fun)})", lambda params, x, ctx: fn(x), key=_fun_name(fun))
+
+
+@registered("Lambda")
+def Lambda(fun, name=None):
+    """Keras's ``Lambda``: a parameterless layer computing ``fun(x)``; its output shape is inferred.
+
+    >>> import fnnet, jax
+    >>> first = fnnet.Lambda(lambda x: x[:, 0], name='first')
+    >>> first.init(jax.random.PRNGKey(0), (-1, 5))[0]
+    (-1,)
+    """
+    label = name or _fun_name(fun)
+    return leaf(f"Lambda({label})", lambda params, x, ctx: fun(x), key="lambda")
+
+
+@registered("Activation")
+def Activation(activation):
+    """Keras's ``Activation('relu' | 'sigmoid' | 'tanh' | 'softmax' | 'gelu' | ...)``.
+
+    >>> import fnnet, jax.numpy as jnp
+    >>> fnnet.Activation('softmax').apply({}, jnp.zeros((1, 4))).tolist()
+    [[0.25, 0.25, 0.25, 0.25]]
+    """
+    fn = get_activation(activation)
+    label = activation if isinstance(activation, str) else _fun_name(activation)
+    return leaf(f"Activation({label})", lambda params, x, ctx: fn(x), key="activation")
+
+
+def _stax_singleton(name, fun, **kwargs):
+    fn = functools.partial(fun, **kwargs) if kwargs else fun
+    return singleton(leaf(name, lambda params, x, ctx: fn(x)), name)
+
+
+Tanh = _stax_singleton("Tanh", jnp.tanh)
+Relu = _stax_singleton("Relu", jax.nn.relu)
+Exp = _stax_singleton("Exp", jnp.exp)
+LogSoftmax = _stax_singleton("LogSoftmax", jax.nn.log_softmax, axis=-1)
+Softmax = _stax_singleton("Softmax", jax.nn.softmax, axis=-1)
+Softplus = _stax_singleton("Softplus", jax.nn.softplus)
+Sigmoid = _stax_singleton("Sigmoid", jax.nn.sigmoid)
+Elu = _stax_singleton("Elu", jax.nn.elu)
+LeakyRelu = _stax_singleton("LeakyRelu", jax.nn.leaky_relu)
+Selu = _stax_singleton("Selu", jax.nn.selu)
+Gelu = _stax_singleton("Gelu", jax.nn.gelu)

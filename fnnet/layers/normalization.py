@@ -1,0 +1,121 @@
+"""``BatchNorm`` (with running statistics as model state) and ``LayerNorm``."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from ..core import leaf, registered
+from ..initializers import get_initializer
+
+
+def _reduction_axes(axis, ndim):
+    if axis is None:  # every axis but the features (last): Keras's default, stax's for NHWC
+        return tuple(range(ndim - 1))
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    return tuple(sorted(a % ndim for a in axes))
+
+
+@registered("BatchNorm")
+def BatchNorm(axis=None, epsilon=1e-5, center=True, scale=True, beta_init="zeros",
+              gamma_init="ones", momentum=0.99):
+    """Batch normalisation; ``axis`` lists the axes reduced over, as in stax.
+
+    ``axis=None`` reduces over every axis but the last (stax's ``(0, 1, 2)`` for NHWC
+    images, Keras's behaviour for any rank). Params are ``{'gamma', 'beta'}`` shaped
+    like the kept axes; the state ``{'mean', 'var'}`` holds running statistics.
+
+    - ``apply(params, x)`` (no ``state``): normalises with the batch's statistics,
+      exactly as stax's BatchNorm.
+    - ``apply(params, x, state=s, train=True)`` -> ``(y, new_state)``: batch statistics,
+      and the running ones updated with ``momentum`` (Keras's convention).
+    - ``apply(params, x, state=s)`` (``train=False``) -> ``(y, s)``: running statistics.
+
+    >>> import fnnet, jax, jax.numpy as jnp
+    >>> shape, params, state = fnnet.init_with_state(fnnet.BatchNorm(), jax.random.PRNGKey(0), (-1, 3))
+    >>> x = jnp.arange(12.0).reshape(4, 3)
+    >>> y, state = fnnet.BatchNorm().apply(params, x, state=state, train=True)
+    >>> [round(float(v), 2) for v in y.mean(0)], [round(float(m), 3) for m in state['mean']]
+    ([0.0, 0.0, 0.0], [0.045, 0.055, 0.065])
+    """
+    beta_init, gamma_init = get_initializer(beta_init), get_initializer(gamma_init)
+
+    def kept_shape(input_shape):
+        axes = _reduction_axes(axis, len(input_shape))
+        shape = tuple(d for i, d in enumerate(input_shape) if i not in axes)
+        if -1 in shape:
+            raise ValueError(f"the normalised axes must be known, got input shape {tuple(input_shape)}")
+        return shape
+
+    def init_params(rng, input_shape):
+        shape = kept_shape(input_shape)
+        params = {}
+        if scale:
+            params["gamma"] = gamma_init(rng, shape, jnp.float32)
+        if center:
+            params["beta"] = beta_init(rng, shape, jnp.float32)
+        return params
+
+    def init_state(input_shape):
+        shape = kept_shape(input_shape)
+        return {"mean": jnp.zeros(shape, jnp.float32), "var": jnp.ones(shape, jnp.float32)}
+
+    def forward(params, x, ctx):
+        state = ctx.kwargs["state"]
+        axes = _reduction_axes(axis, x.ndim)
+        expand = tuple(None if i in axes else slice(None) for i in range(x.ndim))
+        if state is None or ctx.train:
+            mean = jnp.mean(x, axes)
+            var = jnp.mean(jnp.square(x - jnp.expand_dims(mean, axes)), axes)
+        else:
+            mean, var = state["mean"], state["var"]
+        if state is not None and ctx.train:
+            state = {"mean": momentum * state["mean"] + (1 - momentum) * mean,
+                     "var": momentum * state["var"] + (1 - momentum) * var}
+        y = (x - mean[expand]) * jnp.reciprocal(jnp.sqrt(var[expand] + epsilon))
+        if scale:
+            y = y * params["gamma"][expand]
+        if center:
+            y = y + params["beta"][expand]
+        return y, state
+
+    return leaf("BatchNorm", forward, init_params, init_state=init_state)
+
+
+@registered("LayerNorm")
+def LayerNorm(axis=-1, epsilon=1e-3, center=True, scale=True):
+    """Layer normalisation over ``axis`` (Keras's ``LayerNormalization``; per example).
+
+    >>> import fnnet, jax, jax.numpy as jnp
+    >>> _, params = fnnet.LayerNorm().init(jax.random.PRNGKey(0), (-1, 4))
+    >>> y = fnnet.LayerNorm().apply(params, jnp.array([[1.0, 2.0, 3.0, 4.0]]))
+    >>> round(float(y.mean()), 6), round(float(y.std()), 2)
+    (0.0, 1.0)
+    """
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+
+    def init_params(rng, input_shape):
+        shape = tuple(input_shape[a] for a in axes)
+        if -1 in shape:
+            raise ValueError(f"the normalised axes must be known, got input shape {tuple(input_shape)}")
+        params = {}
+        if scale:
+            params["gamma"] = jnp.ones(shape, jnp.float32)
+        if center:
+            params["beta"] = jnp.zeros(shape, jnp.float32)
+        return params
+
+    def forward(params, x, ctx):
+        norm_axes = tuple(sorted(a % x.ndim for a in axes))
+        mean = jnp.mean(x, norm_axes, keepdims=True)
+        var = jnp.var(x, norm_axes, keepdims=True)
+        y = (x - mean) * jnp.reciprocal(jnp.sqrt(var + epsilon))
+        shape = [1] * x.ndim
+        for a in norm_axes:
+            shape[a] = x.shape[a]
+        if scale:
+            y = y * params["gamma"].reshape(shape)
+        if center:
+            y = y + params["beta"].reshape(shape)
+        return y
+
+    return leaf("LayerNorm", forward, init_params)
