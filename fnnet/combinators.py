@@ -31,6 +31,15 @@ def _named(part, layer, fn):
         raise LayerError([part, layer.name], str(e)) from e
 
 
+def _child_params(params, key, part, layer):
+    try:
+        return params[key]
+    except (KeyError, TypeError, IndexError):
+        have = sorted(params) if isinstance(params, dict) else type(params).__name__
+        raise LayerError([part, layer.name], f"params have no entry {key!r} (got {have}); "
+                         "use the params returned by this model's init") from None
+
+
 def _collect_state(keys, states):
     state = {k: s for k, s in zip(keys, states) if s is not None}
     return state or None
@@ -65,7 +74,8 @@ def serial(*layers):
         for i, (key, layer, r) in enumerate(zip(keys, layers, _split(ctx.rng, len(layers)))):
             child_ctx = ctx._replace(rng=r, mask=mask)
             x, s, mask = _named(f"serial[{i}]", layer,
-                                lambda: layer._call(params[key], state.get(key), x, child_ctx))
+                                lambda: layer._call(_child_params(params, key, f"serial[{i}]", layer), state.get(key), x,
+                                                    child_ctx))
             new_states.append(s)
         return x, (_collect_state(keys, new_states) if state else None), mask
 
@@ -94,8 +104,11 @@ def parallel(*layers):
     n = len(layers)
 
     def check(inputs, where):
-        if not isinstance(inputs, (tuple, list)) or len(inputs) != n:
-            got = len(inputs) if isinstance(inputs, (tuple, list)) else "1 (not a tuple)"
+        # At init a single shape such as (-1, 3) is a tuple too: its elements are ints.
+        if (not isinstance(inputs, (tuple, list)) or len(inputs) != n
+                or (where == "init" and not all(isinstance(s, (tuple, list)) for s in inputs))):
+            got = (f"{len(inputs)}" if isinstance(inputs, (tuple, list)) and where != "init"
+                   else shape_str(tuple(inputs)) if where == "init" else "1 (not a tuple)")
             raise LayerError(["parallel"], f"expected a tuple of {n} inputs at {where}, got {got}")
 
     def init_full(rng, input_shapes):
@@ -115,7 +128,8 @@ def parallel(*layers):
                                                     _per_input(ctx.mask, n))):
             child_ctx = ctx._replace(rng=r, mask=m)
             y, s, mask = _named(f"parallel[{i}]", layer,
-                                lambda: layer._call(params[key], state.get(key), x, child_ctx))
+                                lambda: layer._call(_child_params(params, key, f"parallel[{i}]", layer), state.get(key),
+                                                    x, child_ctx))
             outs.append(y)
             new_states.append(s)
             masks.append(mask)

@@ -190,7 +190,7 @@ def as_layer(obj) -> Layer:
     >>> import fnnet
     >>> from jax.example_libraries import stax
     >>> fnnet.as_layer(stax.Dense(3)).name
-    'stax'
+    'Dense'
     """
     if isinstance(obj, Layer) and hasattr(obj, "_call"):
         return obj
@@ -319,7 +319,10 @@ def leaf(name: str, forward: Callable, init_params: Callable | None = None, *,
         except LayerError as e:
             raise _prefixed(e, name) if e.path[:1] != [name] else e
         except (ValueError, TypeError) as e:
-            raise LayerError([name], f"{e} (at {where}, input shape {shape_str(shape)})") from e
+            detail = str(e)
+            if str(tuple(shape)) not in detail:  # say what the layer got, once
+                detail += f" (at {where}, input shape {shape_str(shape)})"
+            raise LayerError([name], detail) from e
 
     def init_full(rng, input_shape):
         params = guarded(lambda: init_params(rng, input_shape), "init", input_shape)

@@ -5,11 +5,14 @@ from .activations import (ACTIVATIONS, Activation, Elu, Exp, Gelu, Lambda, Leaky
 from .conv import Conv, Conv1D, Conv1DTranspose, Conv2D, ConvTranspose, GeneralConv, GeneralConvTranspose
 from .dense import Dense
 from .dropout import Dropout
+from .embedding import Embedding
 from .normalization import BatchNorm, LayerNorm
 from .pooling import (AveragePooling1D, AveragePooling2D, AvgPool, GlobalAveragePooling1D,
                       GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D, MaxPool,
                       MaxPooling1D, MaxPooling2D, SumPool)
+from .recurrent import GRU, LSTM, SimpleRNN
 from .reshape import Flatten, Reshape
+from .wrappers import Bidirectional, TimeDistributed
 
 __all__ = [
     "ACTIVATIONS",
@@ -18,6 +21,7 @@ __all__ = [
     "AveragePooling2D",
     "AvgPool",
     "BatchNorm",
+    "Bidirectional",
     "Conv",
     "Conv1D",
     "Conv1DTranspose",
@@ -26,8 +30,10 @@ __all__ = [
     "Dense",
     "Dropout",
     "Elu",
+    "Embedding",
     "Exp",
     "Flatten",
+    "GRU",
     "Gelu",
     "GeneralConv",
     "GeneralConvTranspose",
@@ -35,6 +41,7 @@ __all__ = [
     "GlobalAveragePooling2D",
     "GlobalMaxPooling1D",
     "GlobalMaxPooling2D",
+    "LSTM",
     "Lambda",
     "LayerNorm",
     "LeakyRelu",
@@ -46,10 +53,12 @@ __all__ = [
     "Reshape",
     "Selu",
     "Sigmoid",
+    "SimpleRNN",
     "Softmax",
     "Softplus",
     "SumPool",
     "Tanh",
+    "TimeDistributed",
     "elementwise",
     "get_activation",
 ]

@@ -1,0 +1,162 @@
+"""Layers that wrap a layer: ``Bidirectional`` (a recurrent layer both ways) and
+``TimeDistributed`` (a layer applied at every time step)."""
+
+from __future__ import annotations
+
+import inspect
+
+import jax
+import jax.numpy as jnp
+
+from ..core import (LAYER_REGISTRY, Context, LayerError, _prefixed, _shape_of, as_layer, make_layer,
+                    output_shape, registered, shape_str)
+
+
+def _within(path, fn):
+    """Run ``fn``, naming ``path`` (outermost first) in any error it raises."""
+    try:
+        return fn()
+    except LayerError as e:
+        for part in reversed(path):
+            e = _prefixed(e, part)
+        raise e
+    except (ValueError, TypeError) as e:
+        raise LayerError(list(path), str(e)) from e
+
+
+def _split_rng(rng, n):
+    return [None] * n if rng is None else list(jax.random.split(rng, n))
+
+
+# ---------------------------------------------------------------------- Bidirectional
+
+def _merge_concat(a, b):
+    return jnp.concatenate([a, b], axis=-1)
+
+
+_MERGES = {
+    "concat": _merge_concat,
+    "sum": jnp.add,
+    "mul": jnp.multiply,
+    "ave": lambda a, b: (a + b) / 2,
+}
+
+
+def _backward_copy(layer):
+    """The same registered layer rebuilt with ``go_backwards`` flipped (as Keras does)."""
+    spec = getattr(layer, "spec", None)
+    constructor = LAYER_REGISTRY.get(spec[0]) if spec else None
+    if constructor is None or "go_backwards" not in inspect.signature(constructor).parameters:
+        raise TypeError(f"Bidirectional needs a recurrent layer with go_backwards (LSTM, GRU, SimpleRNN), "
+                        f"or an explicit backward_layer; got {layer.name}")
+    bound = inspect.signature(constructor).bind(*spec[1], **spec[2])
+    bound.arguments["go_backwards"] = not bound.arguments.get("go_backwards", False)
+    return constructor(*bound.args, **bound.kwargs)
+
+
+@registered("Bidirectional")
+def Bidirectional(layer, merge_mode="concat", backward_layer=None):
+    """Run a recurrent layer forwards and backwards over the sequence and merge the two.
+
+    The backward copy is ``layer`` rebuilt with ``go_backwards`` flipped (or
+    ``backward_layer``). Params are ``{'forward': ..., 'backward': ...}``. ``merge_mode``
+    is ``'concat'`` (default), ``'sum'``, ``'mul'``, ``'ave'``, or ``None`` for the
+    tuple ``(forward_output, backward_output)``. With ``return_sequences`` the backward
+    outputs are put back in time order. With ``return_state`` the output is
+    ``(merged, *forward_states, *backward_states)``.
+
+    Masks reach both directions, and the backward one skips masked steps, so it starts
+    at each sequence's last real token whether the padding is at the end or the start.
+
+    >>> import fnnet, jax, jax.numpy as jnp
+    >>> model = fnnet.serial(fnnet.Embedding(100, 8, mask_zero=True), fnnet.Bidirectional(fnnet.LSTM(16)))
+    >>> shape, params = model.init(jax.random.PRNGKey(0), (-1, 5))
+    >>> shape, sorted(params['bidirectional_1'])
+    ((-1, 32), ['backward', 'forward'])
+    """
+    if merge_mode is not None and merge_mode not in _MERGES:
+        raise ValueError(f"unknown merge_mode {merge_mode!r}; expected one of {', '.join(_MERGES)} or None")
+    forward = as_layer(layer)
+    backward = as_layer(backward_layer) if backward_layer is not None else _backward_copy(forward)
+    realign = getattr(backward, "return_sequences", False)
+    name = f"Bidirectional({forward.name})"
+
+    def init_full(rng, input_shape):
+        rng_f, rng_b = jax.random.split(rng)
+        _, params_f, state_f = _within([name, "forward"], lambda: forward._init(rng_f, input_shape))
+        _, params_b, state_b = _within([name, "backward"], lambda: backward._init(rng_b, input_shape))
+        params = {"forward": params_f, "backward": params_b}
+        state = None if state_f is None and state_b is None else {"forward": state_f, "backward": state_b}
+        shape = _within([name], lambda: output_shape(lambda x: call(params, state, x, Context())[0], input_shape))
+        return shape, params, state
+
+    def call(params, state, x, ctx):
+        state = state or {}
+        rng_f, rng_b = _split_rng(ctx.rng, 2)
+        y_f, state_f, mask_f = _within([name, "forward"], lambda: forward._call(
+            params["forward"], state.get("forward"), x, ctx._replace(rng=rng_f)))
+        y_b, state_b, _ = _within([name, "backward"], lambda: backward._call(
+            params["backward"], state.get("backward"), x, ctx._replace(rng=rng_b)))
+        (y_f, *states_f), (y_b, *states_b) = (y if isinstance(y, tuple) else (y,) for y in (y_f, y_b))
+        if realign:
+            y_b = y_b[:, ::-1]
+        outputs = [y_f, y_b] if merge_mode is None else [_MERGES[merge_mode](y_f, y_b)]
+        seq_mask = mask_f[0] if isinstance(mask_f, tuple) else mask_f
+        masks = [seq_mask] * len(outputs) + [None] * (len(states_f) + len(states_b))
+        outputs += [*states_f, *states_b]
+        merged = outputs[0] if len(outputs) == 1 else tuple(outputs)
+        out_mask = None if seq_mask is None else (masks[0] if len(masks) == 1 else tuple(masks))
+        new_state = None if state_f is None and state_b is None else {"forward": state_f, "backward": state_b}
+        return merged, new_state, out_mask
+
+    return make_layer(name, init_full, call, key="bidirectional",
+                      children=(("forward", forward), ("backward", backward)))
+
+
+# -------------------------------------------------------------------- TimeDistributed
+
+@registered("TimeDistributed")
+def TimeDistributed(layer):
+    """Apply ``layer`` to every time step of ``(batch, time, ...)`` inputs (via ``jax.vmap``).
+
+    The wrapped layer sees ``(batch, ...)`` slices and shares its params across steps;
+    the params are the wrapped layer's own. Each step gets its own ``rng`` (so Dropout
+    differs across steps). An incoming mask is passed on unchanged, not given to the
+    wrapped layer. Inputs without a time axis, such as an LSTM's final vector, raise a
+    :class:`fnnet.LayerError`: use ``return_sequences=True`` on the layer before.
+
+    >>> import fnnet, jax, jax.numpy as jnp
+    >>> shape, params = fnnet.TimeDistributed(fnnet.Dense(5)).init(jax.random.PRNGKey(0), (-1, 7, 16))
+    >>> shape, params['kernel'].shape
+    ((-1, 7, 5), (16, 5))
+    """
+    inner = as_layer(layer)
+    name = f"TimeDistributed({inner.name})"
+
+    def check_time_axis(shape, where):
+        if not isinstance(shape, tuple) or len(shape) < 3:
+            raise LayerError([name], f"expected inputs of shape (batch, time, ...) with at least 3 axes, got "
+                             f"{shape_str(shape)} at {where}; the layer before returns no time axis "
+                             "(for a recurrent layer, set return_sequences=True)")
+
+    def init_full(rng, input_shape):
+        check_time_axis(input_shape, "init")
+        step_shape = input_shape[:1] + input_shape[2:]
+        _, params, state = _within([name], lambda: inner._init(rng, step_shape))
+        if state is not None:
+            raise LayerError([name], f"{inner.name} keeps state (e.g. BatchNorm statistics), "
+                                     "which cannot be shared across time steps; apply it without TimeDistributed")
+        shape = _within([name], lambda: output_shape(lambda x: call(params, None, x, Context())[0], input_shape))
+        return shape, params, None
+
+    def call(params, state, x, ctx):
+        check_time_axis(_shape_of(x), "apply")
+        rngs = None if ctx.rng is None else jax.random.split(ctx.rng, x.shape[1])
+
+        def one_step(x_t, rng_t):
+            return inner._call(params, None, x_t, ctx._replace(rng=rng_t, mask=None))[0]
+
+        y = _within([name], lambda: jax.vmap(one_step, in_axes=(1, 0), out_axes=1)(x, rngs))
+        return y, state, ctx.mask
+
+    return make_layer(name, init_full, call, key="time_distributed", children=(("layer", inner),))

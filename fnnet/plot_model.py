@@ -1,0 +1,306 @@
+"""Diagrams of a model: one box per layer, arrows for data flow, as SVG or Graphviz DOT.
+
+The model is walked through ``layer.children``: ``serial`` (and ``Residual``, a serial
+made of fan-out, parallel branches and a sum) stacks its children top to bottom,
+``parallel`` puts its branches side by side, every other layer is one box showing its
+type, output shape and parameter count. Shapes come from :func:`fnnet.eval_init`, so
+drawing a model computes no weights. The SVG is laid out here (no Graphviz needed);
+the DOT text is for those who have Graphviz.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import NamedTuple
+from xml.sax.saxutils import escape, quoteattr
+
+import jax
+
+from .core import as_layer, shape_str
+from .eval_init import eval_init
+
+
+class DiagramNode(NamedTuple):
+    """One box: ``path`` is its params path (``'dense_0'``), ``lines`` its label lines."""
+
+    id: str
+    path: str
+    layer: str
+    output_shape: tuple
+    params: int
+    lines: tuple
+
+
+class Diagram(NamedTuple):
+    """Boxes, arrows ``(from_id, to_id)`` and the nesting used for layout (see :func:`model_diagram`)."""
+
+    nodes: list
+    edges: list
+    tree: tuple
+
+
+def _size(tree) -> int:
+    return sum(math.prod(leaf.shape) for leaf in jax.tree_util.tree_leaves(tree))
+
+
+def _structure(layer) -> str | None:
+    kind = layer.spec[0] if getattr(layer, "spec", None) else layer.name
+    if kind in ("serial", "Residual") and layer.children:
+        return "serial"
+    if kind == "parallel" and layer.children:
+        return "parallel"
+    return None
+
+
+def _endpoints(flow) -> list:
+    return [flow] if isinstance(flow, str) else [e for f in flow for e in _endpoints(f)]
+
+
+class _Walker:
+    def __init__(self):
+        self.nodes, self.edges = [], []
+
+    def box(self, path, layer_name, out_shape, params, lines, inputs):
+        node = DiagramNode(f"n{len(self.nodes)}", path, layer_name, out_shape, params, tuple(lines))
+        self.nodes.append(node)
+        self.edges += [(src, node.id) for src in _endpoints(inputs)]
+        return node.id
+
+    def walk(self, layer, flow, in_shape, path):
+        """Draw ``layer`` fed by ``flow`` (a node id or a tuple of them); returns (flow, shape, tree)."""
+        layer = as_layer(layer)
+        structure = _structure(layer)
+        if structure == "serial":
+            items = []
+            for key, child in layer.children:
+                flow, in_shape, item = self.walk(child, flow, in_shape, f"{path}/{key}" if path else key)
+                items.append(item)
+            cluster = layer.name if layer.name != "serial" else None
+            return flow, in_shape, ("column", tuple(items), cluster, path)
+        if structure == "parallel":
+            n = len(layer.children)
+            flows = flow if isinstance(flow, tuple) else (flow,) * n
+            outs = [self.walk(child, f, s, f"{path}/{key}" if path else key)
+                    for (key, child), f, s in zip(layer.children, flows, in_shape)]
+            return (tuple(o[0] for o in outs), tuple(o[1] for o in outs),
+                    ("row", tuple(o[2] for o in outs)))
+        out_shape, params, state = eval_init(layer, in_shape)
+        count = _size(params) + _size(state)
+        lines = (layer.name, shape_str(out_shape), f"{count:,} params")
+        node = self.box(path or layer.key, layer.name, out_shape, count, lines, flow)
+        return node, out_shape, ("node", node)
+
+
+def model_diagram(model, input_shape) -> Diagram:
+    """The boxes and arrows that :func:`plot_model` draws, as data.
+
+    >>> import fnnet
+    >>> d = fnnet.model_diagram(fnnet.serial(fnnet.Dense(4), fnnet.Relu), (-1, 3))
+    >>> [n.lines for n in d.nodes]
+    [('Input', '(None, 3)'), ('Dense(4)', '(None, 4)', '16 params'), ('Relu', '(None, 4)', '0 params')]
+    >>> d.edges
+    [('n0', 'n1'), ('n1', 'n2')]
+    """
+    input_shape = tuple(input_shape)
+    eval_init(model, input_shape)  # fail early, with the layer path that init errors carry
+    walker = _Walker()
+    source = walker.box("input", "Input", input_shape, 0, ("Input", shape_str(input_shape)), ())
+    _, _, tree = walker.walk(model, source, input_shape, "")
+    return Diagram(walker.nodes, walker.edges, ("column", (("node", source), tree), None, ""))
+
+
+# ------------------------------------------------------------------------------- DOT
+
+def _dot_quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def model_to_dot(model, input_shape) -> str:
+    """The diagram as Graphviz DOT text (``dot -Tpng`` draws it; nothing here needs Graphviz).
+
+    >>> import fnnet
+    >>> print(fnnet.model_to_dot(fnnet.Dense(2), (-1, 3)))  # doctest: +NORMALIZE_WHITESPACE
+    digraph model {
+      rankdir=TB;
+      node [shape=box, style="rounded,filled", fontname="monospace", fillcolor="#ffffff"];
+      n0 [label="Input\\n(None, 3)", fillcolor="#e8e8e8"];
+      n1 [label="Dense(2)\\n(None, 2)\\n8 params", fillcolor="#dbe9f6"];
+      n0 -> n1;
+    }
+    """
+    diagram = model_diagram(model, input_shape)
+    by_id = {n.id: n for n in diagram.nodes}
+    lines = ["digraph model {", "  rankdir=TB;",
+             '  node [shape=box, style="rounded,filled", fontname="monospace", fillcolor="#ffffff"];']
+    clusters = [0]
+
+    def emit(tree, indent):
+        kind = tree[0]
+        if kind == "node":
+            node = by_id[tree[1]]
+            label = "\\n".join(line.replace("\\", "\\\\").replace('"', '\\"') for line in node.lines)
+            fill = _fill(node)
+            lines.append(f'{indent}{node.id} [label="{label}"' + (f', fillcolor="{fill}"' if fill != "#ffffff" else "")
+                         + "];")
+        elif kind == "column" and tree[2]:
+            clusters[0] += 1
+            lines.append(f"{indent}subgraph cluster_{clusters[0]} {{")
+            lines.append(f"{indent}  label={_dot_quote(tree[2])}; style=dashed;")
+            for item in tree[1]:
+                emit(item, indent + "  ")
+            lines.append(f"{indent}}}")
+        else:
+            for item in tree[1]:
+                emit(item, indent)
+
+    emit(diagram.tree, "  ")
+    lines += [f"  {a} -> {b};" for a, b in diagram.edges]
+    lines.append("}")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------- SVG
+
+_CHAR_W, _LINE_H, _PAD = 7.2, 15, 8           # 12px monospace
+_GAP_Y, _GAP_X, _CLUSTER_PAD, _CLUSTER_LABEL = 30, 24, 10, 16
+_MIN_W = 120
+
+
+def _fill(node) -> str:
+    if node.layer == "Input":
+        return "#e8e8e8"
+    if node.params:
+        return "#dbe9f6"
+    if node.layer.startswith(("FanOut", "FanIn")):
+        return "#fbf0d0"
+    return "#ffffff"
+
+
+def _box_size(node):
+    width = max(_MIN_W, max(len(line) for line in node.lines) * _CHAR_W + 2 * _PAD)
+    return width, len(node.lines) * _LINE_H + 2 * _PAD
+
+
+class _Layout:
+    """Positions for every box (top-left corner) and cluster rectangle, by recursive stacking."""
+
+    def __init__(self, by_id):
+        self.by_id = by_id
+        self.boxes, self.clusters = {}, []
+
+    def size(self, tree):
+        kind = tree[0]
+        if kind == "node":
+            return _box_size(self.by_id[tree[1]])
+        sizes = [self.size(item) for item in tree[1]]
+        if kind == "row":
+            return sum(w for w, _ in sizes) + _GAP_X * (len(sizes) - 1), max(h for _, h in sizes)
+        width, height = max(w for w, _ in sizes), sum(h for _, h in sizes) + _GAP_Y * (len(sizes) - 1)
+        if tree[2]:
+            width, height = width + 2 * _CLUSTER_PAD, height + 2 * _CLUSTER_PAD + _CLUSTER_LABEL
+        return width, height
+
+    def place(self, tree, x, y):
+        kind = tree[0]
+        width, height = self.size(tree)
+        if kind == "node":
+            self.boxes[tree[1]] = (x, y, width, height)
+            return
+        if kind == "row":
+            for item in tree[1]:
+                self.place(item, x, y)
+                x += self.size(item)[0] + _GAP_X
+            return
+        if tree[2]:
+            self.clusters.append((tree[2], tree[3], x, y, width, height))
+            inner_y = y + _CLUSTER_PAD + _CLUSTER_LABEL
+        else:
+            inner_y = y
+        for item in tree[1]:
+            item_w, item_h = self.size(item)
+            self.place(item, x + (width - item_w) / 2, inner_y)
+            inner_y += item_h + _GAP_Y
+
+
+def _edge_path(src, dst) -> str:
+    # Down from the source, across in the gap just above the target, down into it: the
+    # stacking layout keeps that gap and the space under a branch's last box empty.
+    x1, y1 = src[0] + src[2] / 2, src[1] + src[3]
+    x2, y2 = dst[0] + dst[2] / 2, dst[1]
+    if abs(x1 - x2) < 0.5:
+        return f"M{x1:.1f},{y1:.1f} V{y2:.1f}"
+    mid = y2 - _GAP_Y / 2
+    return f"M{x1:.1f},{y1:.1f} V{mid:.1f} H{x2:.1f} V{y2:.1f}"
+
+
+def model_to_svg(model, input_shape) -> str:
+    """The diagram as an SVG document: a ``<g class="node">`` per layer, ``<g class="edge">`` per arrow.
+
+    Each node group carries ``data-path`` (its params path) and ``data-layer``; its
+    ``<text>`` lines are the layer type, output shape and parameter count.
+
+    >>> import fnnet, xml.etree.ElementTree as ET
+    >>> svg = ET.fromstring(fnnet.model_to_svg(fnnet.serial(fnnet.Dense(4), fnnet.Relu), (-1, 3)))
+    >>> ns = {'svg': 'http://www.w3.org/2000/svg'}
+    >>> [g.get('data-layer') for g in svg.iterfind(".//svg:g[@class='node']", ns)]
+    ['Input', 'Dense(4)', 'Relu']
+    """
+    diagram = model_diagram(model, input_shape)
+    by_id = {n.id: n for n in diagram.nodes}
+    layout = _Layout(by_id)
+    margin = 12
+    width, height = layout.size(diagram.tree)
+    layout.place(diagram.tree, margin, margin)
+    width, height = width + 2 * margin, height + 2 * margin
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
+           f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="monospace" font-size="12">',
+           '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" '
+           'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#444"/></marker></defs>',
+           f'<rect width="{width:.0f}" height="{height:.0f}" fill="white"/>']
+    for label, path, x, y, w, h in layout.clusters:
+        out.append(f'<g class="cluster" data-path={quoteattr(path)}>'
+                   f'<rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}" rx="8" fill="#f7f7fb" '
+                   f'stroke="#999" stroke-dasharray="5,3"/>'
+                   f'<text x="{x + 8:.1f}" y="{y + 16:.1f}" font-style="italic" fill="#555">{escape(label)}</text></g>')
+    for src, dst in diagram.edges:
+        out.append(f'<g class="edge" data-from="{src}" data-to="{dst}"><path d="{_edge_path(layout.boxes[src], layout.boxes[dst])}" '
+                   'fill="none" stroke="#444" stroke-width="1.2" marker-end="url(#arrow)"/></g>')
+    for node in diagram.nodes:
+        x, y, w, h = layout.boxes[node.id]
+        out.append(f'<g class="node" id="{node.id}" data-path={quoteattr(node.path)} data-layer={quoteattr(node.layer)}>'
+                   f'<title>{escape(node.path)}</title>'
+                   f'<rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}" rx="6" fill="{_fill(node)}" '
+                   'stroke="#333"/>')
+        for i, line in enumerate(node.lines):
+            weight = ' font-weight="bold"' if i == 0 else ""
+            out.append(f'<text x="{x + w / 2:.1f}" y="{y + _PAD + (i + 0.8) * _LINE_H:.1f}" '
+                       f'text-anchor="middle"{weight}>{escape(line)}</text>')
+        out.append("</g>")
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+def plot_model(model, input_shape, path=None) -> str:
+    """Draw ``model``: SVG when ``path`` ends in ``.svg`` (or is None), DOT text when it ends in ``.dot``.
+
+    One box per layer with its type, output shape and parameter count; arrows follow the
+    data through ``serial``, ``parallel``, fan-out/fan-in and residual branches (a
+    ``Residual`` block is framed). Returns the text it wrote.
+
+    >>> import fnnet
+    >>> block = fnnet.Residual(fnnet.Dense(3), fnnet.Relu)
+    >>> svg = fnnet.plot_model(fnnet.serial(fnnet.Dense(3), block), (-1, 2))
+    >>> svg.count('class="node"'), svg.count('class="edge"'), svg.count('class="cluster"')
+    (7, 7, 1)
+    """
+    suffix = Path(path).suffix.lower() if path is not None else ".svg"
+    if suffix == ".svg":
+        text = model_to_svg(model, input_shape)
+    elif suffix in (".dot", ".gv"):
+        text = model_to_dot(model, input_shape)
+    else:
+        raise ValueError(f"plot_model writes .svg or .dot files, got {str(path)!r}")
+    if path is not None:
+        Path(path).write_text(text, encoding="utf-8")
+    return text

@@ -1,0 +1,485 @@
+"""``fit``, ``evaluate`` and ``predict``: Keras's training loop as pure functions over params.
+
+How an epoch runs (see :mod:`fnnet.training.steps` for the jitted pieces):
+
+- the data set goes to the device(s) once; each epoch draws its shuffle and dropout keys
+  from ``seed`` and the epoch number only, so the same seed gives a bit-identical
+  history, and a run resumed from a checkpoint continues exactly;
+- by default (``scan_epoch='auto'``) the whole epoch is one jitted call: a ``lax.scan``
+  over its full batches, then the last partial batch as one more step with its true
+  size. On a terminal with ``verbose=1`` a long epoch (over 128 steps) is cut into a few
+  scanned chunks so that the live bar moves. A callback with ``on_batch_end`` makes
+  fit run one jitted call per step instead (``scan_epoch=False`` forces that too);
+- params, optimizer and model state are donated from one call to the next, and read
+  back once per epoch, with the loss and metric sums and the non-finite guard's record.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..checkpoint import keypath_str, load_checkpoint
+from ..core import as_layer, init_state, init_with_state
+from . import sharding
+from .callbacks import TrainingRun, as_callback
+from .progress import Progress
+from .steps import EpochData, program
+
+# Chunks of the live bar: at least this many steps each, and about CHUNKS_PER_EPOCH per epoch.
+MIN_CHUNK_STEPS = 64
+CHUNKS_PER_EPOCH = 20
+# How often the per-step loop redraws the live bar (each redraw waits for the device).
+LIVE_REDRAW_SECONDS = 0.25
+DEFAULT_EVAL_BATCH_SIZE = 256
+
+
+class FitResult(NamedTuple):
+    """What :func:`fit` returns: final ``params``, model ``state`` (None when stateless),
+    optimizer state ``opt_state``, and ``history`` (dict of per-epoch float lists)."""
+
+    params: Any
+    state: Any
+    opt_state: Any
+    history: dict
+
+
+class NonFiniteLossError(FloatingPointError):
+    """fit met a NaN or Inf loss (or update); nothing after it was applied.
+
+    ``params``, ``state`` and ``opt_state`` are those before the failing step (all
+    finite); ``history`` holds the completed epochs; ``epoch`` and ``step`` (from 1)
+    locate the failure.
+    """
+
+
+# ------------------------------------------------------------------------- data
+
+
+def _leaf_name(prefix, keypath):
+    rest = keypath_str(keypath)
+    return f"{prefix}[{rest!r}]" if rest else prefix
+
+
+def num_examples(*named_trees) -> int:
+    """The common length of the first axis of every leaf; a clear error when they differ.
+
+    >>> import numpy as np
+    >>> from fnnet.training.loop import num_examples
+    >>> num_examples(('x', {'a': np.ones((5, 2)), 'b': np.ones(5)}), ('y', np.ones(5)))
+    5
+    """
+    sizes = []
+    for name, tree in named_trees:
+        for keypath, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+            if np.ndim(leaf) == 0:
+                raise ValueError(f"{_leaf_name(name, keypath)} is a scalar; data needs a leading example axis")
+            sizes.append((_leaf_name(name, keypath), np.shape(leaf)[0]))
+    if not sizes:
+        raise ValueError("no data: x and y hold no arrays")
+    first_name, n = sizes[0]
+    for name, size in sizes[1:]:
+        if size != n:
+            raise ValueError(f"{name} has {size} examples but {first_name} has {n}; they must match")
+    if n == 0:
+        raise ValueError(f"{first_name} has no examples")
+    return n
+
+
+def _as_arrays(tree):
+    return jax.tree_util.tree_map(lambda a: a if isinstance(a, jax.Array) else np.asarray(a), tree)
+
+
+def _take(tree, start, stop):
+    return jax.tree_util.tree_map(lambda a: a[start:stop], tree)
+
+
+def _pad_rows(tree, rows):
+    def pad(a):
+        missing = rows - a.shape[0]
+        if missing == 0:
+            return a
+        xp = jnp if isinstance(a, jax.Array) else np
+        return xp.concatenate([a, xp.zeros((missing,) + a.shape[1:], a.dtype)])
+
+    return jax.tree_util.tree_map(pad, tree)
+
+
+def _input_shape(x):
+    shapes = jax.tree_util.tree_map(lambda a: (-1,) + tuple(np.shape(a)[1:]), x)
+    return shapes
+
+
+def initial_state(model, x):
+    """The model's initial state for inputs like ``x`` (None for stateless models), without
+    initialising anything when there is no state.
+
+    >>> import fnnet, numpy as np
+    >>> from fnnet.training.loop import initial_state
+    >>> initial_state(fnnet.Dense(2), np.ones((4, 3))) is None
+    True
+    >>> sorted(initial_state(fnnet.serial(fnnet.Dense(2), fnnet.BatchNorm()), np.ones((4, 3)))['batch_norm_1'])
+    ['mean', 'var']
+    """
+    shape = _input_shape(x)
+    probe = jax.eval_shape(lambda: init_with_state(model, jax.random.PRNGKey(0), shape)[2])
+    return None if probe is None else init_state(model, shape)
+
+
+def _split_validation(x, y, validation_data, validation_split):
+    if validation_data is not None:
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise ValueError("validation_data must be a pair (x_val, y_val)")
+        return x, y, (_as_arrays(validation_data[0]), _as_arrays(validation_data[1]))
+    if not validation_split:
+        return x, y, None
+    if not 0.0 < validation_split < 1.0:
+        raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
+    n = num_examples(("x", x), ("y", y))
+    # Keras's rule: the last fraction of the rows, taken before any shuffling.
+    cut = int(math.floor(n * (1.0 - validation_split)))
+    if cut == 0 or cut == n:
+        raise ValueError(f"validation_split={validation_split} of {n} examples leaves an empty "
+                         f"{'training' if cut == 0 else 'validation'} set")
+    return _take(x, 0, cut), _take(y, 0, cut), (_take(x, cut, n), _take(y, cut, n))
+
+
+def _round_up(value, multiple):
+    return -(-value // multiple) * multiple
+
+
+def _padded_on_device(x, y, batch_size, mesh):
+    n = num_examples(("x_val", x), ("y_val", y))
+    rows = _round_up(n, batch_size)
+    weight = np.zeros(rows, np.float32)
+    weight[:n] = 1.0
+    return (sharding.put_data(_pad_rows(x, rows), mesh), sharding.put_data(_pad_rows(y, rows), mesh),
+            sharding.put_data(weight, mesh))
+
+
+# ------------------------------------------------------------------------ resume
+
+
+def _restore(path, run, callbacks, seed):
+    """Load a training checkpoint (written by ModelCheckpoint) into ``run``."""
+    plain = load_checkpoint(path)
+    missing = {"params", "opt_state", "epoch", "seed", "history"} - set(plain if isinstance(plain, dict) else ())
+    if missing:
+        raise ValueError(f"{path}: not a training checkpoint written by fnnet.ModelCheckpoint "
+                         f"(it lacks {sorted(missing)}); to start from saved params, pass them to fit")
+    template = dict(plain, params=run.params, state=run.state, opt_state=run.opt_state)
+    tree = load_checkpoint(path, like=template)
+    if int(tree["seed"]) != seed:
+        raise ValueError(f"{path} was trained with seed={int(tree['seed'])} but fit got seed={seed}; "
+                         "pass the same seed to continue that run exactly")
+    run.params, run.state, run.opt_state = tree["params"], tree["state"], tree["opt_state"]
+    run.epoch = run.initial_epoch = int(tree["epoch"])
+    run.lr_scale = float(tree["lr_scale"])
+    run.history = {k: [float(v) for v in np.asarray(values)] for k, values in tree["history"].items()}
+    for i, cb in enumerate(callbacks):
+        state = tree.get("callbacks", {}).get(str(i))
+        if state is not None and callable(getattr(cb, "set_state", None)):
+            cb.set_state(state, run)
+
+
+# --------------------------------------------------------------------------- fit
+
+
+def _check_positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _logs(prog, totals, count, prefix=""):
+    logs = {}
+    for key in prog.keys:
+        mean = float(totals[key]) / float(count)
+        if key == "loss":
+            logs[prefix + key] = mean
+        else:
+            metric = next(m for m in prog.metrics if m.name == key)
+            logs[prefix + key] = float(metric.finalize(mean))
+    return logs
+
+
+def _copy_tree(tree):
+    return jax.tree_util.tree_map(jnp.copy, tree)
+
+
+_fresh_copy = jax.jit(_copy_tree)
+
+
+def fit(model, params, x, y, *, loss, optimizer, epochs, batch_size, seed=0, validation_data=None,
+        validation_split=0.0, metrics=(), callbacks=(), state=None, verbose=1, shuffle=True, frozen=(),
+        resume_from=None, mesh=None, scan_epoch="auto", stop_on_nonfinite=True) -> FitResult:
+    """Train ``model`` from ``params`` on ``(x, y)``; Keras's ``fit`` as a pure function.
+
+    Args:
+        model: an fnnet layer (or stax pair); called as
+            ``model.apply(params, x, state=state, train=True, rng=key)``.
+        params: initial params (not modified: fit works on copies).
+        x, y: arrays (numpy, jax, pandas) or pytrees of arrays sharing the first axis.
+        loss: Keras name (``'mse'``, ...) or callable ``(y_true, y_pred) -> scalar``
+            (a mean over the batch; see :mod:`fnnet.losses`).
+        optimizer: Keras name (``'adam'``, ...; Keras's defaults) or an optax transformation.
+        epochs: total epochs (a resumed run continues up to this number).
+        batch_size: examples per step; the last batch of an epoch holds the rest.
+        seed: everything random (shuffling, dropout) derives from it.
+        validation_data: ``(x_val, y_val)``; or ``validation_split``: the last fraction
+            of ``x``, ``y`` (taken before shuffling, as in Keras).
+        metrics: names or callables (see :mod:`fnnet.metrics`), computed exactly over
+            each epoch's examples; history keys are their names, ``val_`` prefixed for
+            validation.
+        callbacks: functions ``fn(epoch, logs, params) -> stop?`` or objects (see
+            :mod:`fnnet.training.callbacks`).
+        state: model state (BatchNorm statistics); None initialises it for stateful models.
+        verbose: 0 silent, 1 a line per epoch with a live bar on terminals, 2 a line per epoch.
+        shuffle: reshuffle the training rows every epoch.
+        frozen: param path selectors kept fixed (``['dense_0']``; see :func:`fnnet.freeze`).
+        resume_from: a checkpoint written by :class:`fnnet.ModelCheckpoint`; training
+            continues from it exactly as if never interrupted. A path that does not
+            exist yet starts from scratch, so one script serves the first run and restarts.
+        mesh: a ``jax.sharding.Mesh`` with a ``'data'`` axis for data parallelism (see
+            :mod:`fnnet.training.sharding`).
+        scan_epoch: ``'auto'`` (one ``lax.scan`` per epoch unless a callback needs every
+            step), True, or False (one jitted call per step).
+        stop_on_nonfinite: raise :class:`NonFiniteLossError` (a ``FloatingPointError``)
+            at the first NaN/Inf loss, with the last finite params attached.
+
+    Returns:
+        :class:`FitResult` ``(params, state, opt_state, history)``.
+
+    >>> import fnnet, jax, numpy as np
+    >>> x = np.linspace(-1, 1, 64, dtype=np.float32)[:, None]
+    >>> model = fnnet.serial(fnnet.Dense(8), fnnet.Tanh, fnnet.Dense(1))
+    >>> _, params = model.init(jax.random.PRNGKey(0), (-1, 1))
+    >>> result = fnnet.fit(model, params, x, 3 * x, loss='mse', optimizer='adam', epochs=3,
+    ...                    batch_size=16, validation_split=0.25, metrics=['mae'], verbose=0)
+    >>> sorted(result.history), len(result.history['loss'])
+    (['loss', 'mae', 'val_loss', 'val_mae'], 3)
+    """
+    _check_positive_int("batch_size", batch_size)
+    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
+        raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
+    if scan_epoch not in ("auto", True, False):
+        raise ValueError(f"scan_epoch must be 'auto', True or False, got {scan_epoch!r}")
+    model = as_layer(model)
+    mesh = sharding.auto_mesh(mesh)
+    sharding.check_batch_size(batch_size, mesh)
+    x, y = _as_arrays(x), _as_arrays(y)
+    x, y, validation = _split_validation(x, y, validation_data, validation_split)
+    n = num_examples(("x", x), ("y", y))
+    full_steps, remainder = divmod(n, batch_size)
+    steps = full_steps + (remainder > 0)
+
+    prog = program(model, loss, metrics, optimizer, frozen, mesh, stop_on_nonfinite)
+    if state is None:
+        state = initial_state(model, x)
+    callbacks = [as_callback(c) for c in callbacks]
+    per_step = any(callable(getattr(cb, "on_batch_end", None)) for cb in callbacks)
+    if scan_epoch is True and per_step:
+        raise ValueError("scan_epoch=True cannot call on_batch_end after every step; use 'auto' or False")
+    per_step = per_step or scan_epoch is False
+    progress = Progress(epochs, steps, verbose)
+    params = sharding.put_tree(params, mesh)
+    run = TrainingRun(params=params, state=sharding.put_tree(state, mesh), opt_state=prog.init_opt_state(params),
+                      epochs=epochs, seed=seed, callbacks=callbacks, progress=progress)
+    if resume_from is not None and Path(resume_from).exists():
+        _restore(resume_from, run, callbacks, seed)
+
+    data = EpochData(sharding.put_data(x, mesh), sharding.put_data(y, mesh), jax.random.PRNGKey(seed))
+    val = None if validation is None else _padded_on_device(*validation, batch_size, mesh)
+    for cb in callbacks:
+        if callable(getattr(cb, "on_train_begin", None)):
+            cb.on_train_begin(run)
+
+    carry = prog.new_carry(run.params, run.opt_state, run.state)
+    chunk = _chunk_steps(full_steps) if progress.live and not per_step else None
+    for epoch in range(run.epoch, epochs):
+        started = time.perf_counter()
+        epoch_arg, lr_arg = np.int32(epoch), np.float32(run.lr_scale)
+        if per_step:
+            carry = _per_step_epoch(prog, carry, data, epoch, epoch_arg, lr_arg, batch_size, full_steps,
+                                    remainder, callbacks, progress, started)
+        elif chunk is not None:
+            carry = _chunked_epoch(prog, carry, data, epoch, epoch_arg, lr_arg, batch_size, full_steps,
+                                   remainder, chunk, progress, started)
+        else:
+            carry = prog.run_steps(carry, data, None, epoch_arg, lr_arg, batch_size=batch_size,
+                                   num_steps=full_steps, remainder=remainder, start=True)
+        val_sums = None if val is None else prog.evaluate_all(carry.params, carry.state, *val, batch_size=batch_size)
+        totals, count, bad_step, bad_loss, val_sums = jax.device_get(
+            (carry.totals, carry.count, carry.bad_step, carry.bad_loss, val_sums))
+        if bad_step >= 0:
+            raise _non_finite(carry, run, epoch, int(bad_step), float(bad_loss), steps)
+        logs = _logs(prog, totals, count)
+        if val_sums is not None:
+            logs.update(_logs(prog, *val_sums, prefix="val_"))
+        for key, value in logs.items():
+            run.history.setdefault(key, []).append(value)
+        progress.end_epoch(epoch, logs, time.perf_counter() - started)
+
+        run.params, run.state, run.opt_state, run.epoch = carry.params, carry.state, carry.opt_state, epoch + 1
+        stop = False
+        for cb in callbacks:
+            if callable(getattr(cb, "on_epoch_end", None)):
+                stop = bool(cb.on_epoch_end(epoch, logs, run.params)) or stop
+        for cb in callbacks:
+            if callable(getattr(cb, "after_epoch", None)):
+                cb.after_epoch(run)
+        if callbacks:
+            # The buffers handed to callbacks must outlive the next (donating) epoch.
+            params_, opt_state_, state_ = _fresh_copy((run.params, run.opt_state, run.state))
+            carry = carry._replace(params=params_, opt_state=opt_state_, state=state_)
+        if stop or run.stop:
+            break
+
+    for cb in callbacks:
+        if callable(getattr(cb, "on_train_end", None)):
+            cb.on_train_end(run)
+    return FitResult(run.params, run.state, run.opt_state, run.history)
+
+
+def _chunk_steps(full_steps):
+    if full_steps <= 2 * MIN_CHUNK_STEPS:
+        return None
+    return max(MIN_CHUNK_STEPS, -(-full_steps // CHUNKS_PER_EPOCH))
+
+
+def _running_logs(carry):
+    totals, count = jax.device_get((carry.totals["loss"], carry.count))
+    return {"loss": float(totals) / max(float(count), 1.0)}
+
+
+def _chunked_epoch(prog, carry, data, epoch, epoch_arg, lr_arg, batch_size, full_steps, remainder, chunk,
+                   progress, started):
+    perm = prog.permutation(data.key, epoch_arg, n=full_steps * batch_size + remainder, shuffle=prog_shuffle(prog))
+    done = 0
+    while full_steps - done > chunk:
+        carry = prog.run_steps(carry, data, perm, epoch_arg, lr_arg, batch_size=batch_size, num_steps=chunk,
+                               remainder=0, start=done == 0)
+        done += chunk
+        progress.update(epoch, done, time.perf_counter() - started, _running_logs(carry))
+    return prog.run_steps(carry, data, perm, epoch_arg, lr_arg, batch_size=batch_size,
+                          num_steps=full_steps - done, remainder=remainder, start=done == 0)
+
+
+def _per_step_epoch(prog, carry, data, epoch, epoch_arg, lr_arg, batch_size, full_steps, remainder, callbacks,
+                    progress, started):
+    perm = prog.permutation(data.key, epoch_arg, n=full_steps * batch_size + remainder, shuffle=prog_shuffle(prog))
+    hooks = [cb.on_batch_end for cb in callbacks if callable(getattr(cb, "on_batch_end", None))]
+    last_redraw = started
+    total = full_steps + (remainder > 0)
+    for step in range(total):
+        is_last_partial = step == full_steps
+        carry = prog.run_steps(carry, data, perm, epoch_arg, lr_arg, batch_size=batch_size,
+                               num_steps=0 if is_last_partial else 1,
+                               remainder=remainder if is_last_partial else 0, start=step == 0)
+        if hooks:
+            logs = _running_logs(carry)
+            for hook in hooks:
+                hook(step, logs)
+        now = time.perf_counter()
+        if progress.live and now - last_redraw > LIVE_REDRAW_SECONDS and step + 1 < total:
+            progress.update(epoch, step + 1, now - started, _running_logs(carry))
+            last_redraw = now
+    return carry
+
+
+def prog_shuffle(prog):
+    return prog.shuffle
+
+
+def _non_finite(carry, run, epoch, step, loss, steps):
+    what = (f"non-finite loss ({loss})" if not math.isfinite(loss)
+            else f"non-finite params after the update (loss {loss:.6g})")
+    error = NonFiniteLossError(
+        f"{what} at epoch {epoch + 1}/{run.epochs}, step {step + 1}/{steps}; training stopped. "
+        "error.params holds the last finite params (before that step). Try a lower learning rate, "
+        "or scale the inputs and targets (e.g. fnnet.data.StandardScaler).")
+    error.params, error.state, error.opt_state = carry.params, carry.state, carry.opt_state
+    error.history, error.epoch, error.step = run.history, epoch + 1, step + 1
+    return error
+
+
+# ------------------------------------------------------------------ evaluate/predict
+
+
+def _eval_batch_size(n, batch_size, mesh):
+    _check_positive_int("batch_size", batch_size)
+    # Few distinct shapes (powers of two up to batch_size), so small inputs are not
+    # padded to a large batch and repeated calls do not compile again.
+    size = min(batch_size, 1 << max(3, (n - 1).bit_length()))
+    return _round_up(size, sharding.data_size(mesh))
+
+
+def _prepare(model, params, x, state, mesh):
+    model = as_layer(model)
+    mesh = sharding.auto_mesh(mesh)
+    x = _as_arrays(x)
+    if state is None:
+        state = initial_state(model, x)
+    place = (lambda t: jax.tree_util.tree_map(jnp.asarray, t)) if mesh is None else \
+        (lambda t: jax.device_put(t, sharding.tree_shardings(t, mesh)))
+    return model, mesh, x, place(params), place(state)
+
+
+def evaluate(model, params, x, y, *, loss, metrics=(), batch_size=DEFAULT_EVAL_BATCH_SIZE, state=None,
+             mesh=None) -> dict:
+    """The loss and metrics of ``model`` over a whole data set, exactly (``train=False``).
+
+    Batches are padded to a fixed size and the padded rows masked, so the result is the
+    data set's own mean (RMSE: the root of the mean), and calls with other data sizes
+    do not compile again. Returns ``{'loss': ..., <metric name>: ...}`` as floats.
+
+    >>> import fnnet, jax, numpy as np
+    >>> model = fnnet.Dense(1, W_init='ones')
+    >>> _, params = model.init(jax.random.PRNGKey(0), (-1, 2))
+    >>> x = np.ones((5, 2), np.float32)
+    >>> fnnet.evaluate(model, params, x, np.zeros(5), loss='mse', metrics=['mae', 'rmse'], batch_size=2)
+    {'loss': 4.0, 'mae': 2.0, 'rmse': 2.0}
+    """
+    model, mesh, x, params, state = _prepare(model, params, x, state, mesh)
+    y = _as_arrays(y)
+    n = num_examples(("x", x), ("y", y))
+    prog = program(model, loss, metrics, mesh=mesh)
+    size = _eval_batch_size(n, batch_size, mesh)
+    zero = jnp.zeros((), jnp.float32)
+    acc = ({k: zero for k in prog.keys}, zero)
+    for start in range(0, n, size):
+        stop = min(start + size, n)
+        weight = np.zeros(size, np.float32)
+        weight[:stop - start] = 1.0
+        acc = prog.evaluate_batch(acc, params, state, _pad_rows(_take(x, start, stop), size),
+                                  _pad_rows(_take(y, start, stop), size), weight)
+    totals, count = jax.device_get(acc)
+    return _logs(prog, totals, count)
+
+
+def predict(model, params, x, batch_size=DEFAULT_EVAL_BATCH_SIZE, state=None, *, mesh=None):
+    """The model's outputs for ``x`` (``train=False``), in batches, as a jax array (or pytree).
+
+    The last batch is padded to the batch size, so calls with other data sizes do not
+    compile again; padded rows are dropped from the result.
+
+    >>> import fnnet, jax, numpy as np
+    >>> model = fnnet.Dense(1, W_init='ones')
+    >>> _, params = model.init(jax.random.PRNGKey(0), (-1, 2))
+    >>> fnnet.predict(model, params, np.ones((3, 2), np.float32), batch_size=2).tolist()
+    [[2.0], [2.0], [2.0]]
+    """
+    model, mesh, x, params, state = _prepare(model, params, x, state, mesh)
+    n = num_examples(("x", x))
+    prog = program(model, mesh=mesh)
+    size = _eval_batch_size(n, batch_size, mesh)
+    outputs = [prog.predict_batch(params, state, _pad_rows(_take(x, start, min(start + size, n)), size))
+               for start in range(0, n, size)]
+    if len(outputs) == 1:
+        return _take(outputs[0], 0, n)
+    return jax.tree_util.tree_map(lambda *parts: jnp.concatenate(parts)[:n], *outputs)

@@ -1,0 +1,315 @@
+"""LSTM, GRU and SimpleRNN: Keras's equations (against NumPy references), masks, shapes, gradients."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import fnnet
+
+KEY = jax.random.PRNGKey(0)
+
+
+# ------------------------------------------------------------- NumPy references of Keras
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _run_reference(step, x, state, mask, go_backwards):
+    """Keras's masked recurrence around a one-step function: carry kept and output 0 when masked."""
+    x = np.asarray(x, np.float64)
+    mask = np.ones(x.shape[:2], bool) if mask is None else np.asarray(mask, bool)
+    if go_backwards:
+        x, mask = x[:, ::-1], mask[:, ::-1]
+    outputs = []
+    for t in range(x.shape[1]):
+        new_state = step(x[:, t], state)
+        keep = mask[:, t, None]
+        state = tuple(np.where(keep, new, old) for new, old in zip(new_state, state))
+        outputs.append(np.where(keep, new_state[0], 0.0))
+    return np.stack(outputs, axis=1), state
+
+
+def lstm_reference(params, x, mask=None, go_backwards=False, state=None):
+    kernel, recurrent, bias = (np.asarray(params[k], np.float64) for k in ("kernel", "recurrent_kernel", "bias"))
+    units = recurrent.shape[0]
+
+    def step(x_t, state):
+        h, c = state
+        z = x_t @ kernel + h @ recurrent + bias
+        i, f = _sigmoid(z[:, :units]), _sigmoid(z[:, units:2 * units])
+        g, o = np.tanh(z[:, 2 * units:3 * units]), _sigmoid(z[:, 3 * units:])
+        c = f * c + i * g
+        return o * np.tanh(c), c
+
+    zeros = np.zeros((x.shape[0], units))
+    return _run_reference(step, x, state or (zeros, zeros), mask, go_backwards)
+
+
+def gru_reference(params, x, mask=None, go_backwards=False, reset_after=True):
+    kernel, recurrent, bias = (np.asarray(params[k], np.float64) for k in ("kernel", "recurrent_kernel", "bias"))
+    units = recurrent.shape[0]
+    k_z, k_r, k_h = np.split(kernel, 3, axis=1)
+    r_z, r_r, r_h = np.split(recurrent, 3, axis=1)
+
+    def step(x_t, state):
+        (h,) = state
+        if reset_after:
+            (bx_z, bx_r, bx_h), (bh_z, bh_r, bh_h) = np.split(bias[0], 3), np.split(bias[1], 3)
+            z = _sigmoid(x_t @ k_z + bx_z + h @ r_z + bh_z)
+            r = _sigmoid(x_t @ k_r + bx_r + h @ r_r + bh_r)
+            candidate = np.tanh(x_t @ k_h + bx_h + r * (h @ r_h + bh_h))
+        else:
+            b_z, b_r, b_h = np.split(bias, 3)
+            z = _sigmoid(x_t @ k_z + b_z + h @ r_z)
+            r = _sigmoid(x_t @ k_r + b_r + h @ r_r)
+            candidate = np.tanh(x_t @ k_h + b_h + (r * h) @ r_h)
+        return (z * h + (1 - z) * candidate,)
+
+    return _run_reference(step, x, (np.zeros((x.shape[0], units)),), mask, go_backwards)
+
+
+def simple_rnn_reference(params, x, mask=None, go_backwards=False):
+    kernel, recurrent, bias = (np.asarray(params[k], np.float64) for k in ("kernel", "recurrent_kernel", "bias"))
+
+    def step(x_t, state):
+        return (np.tanh(x_t @ kernel + state[0] @ recurrent + bias),)
+
+    return _run_reference(step, x, (np.zeros((x.shape[0], recurrent.shape[0])),), mask, go_backwards)
+
+
+CELLS = {
+    "lstm": (lambda **kw: fnnet.LSTM(5, **kw), lstm_reference),
+    "gru": (lambda **kw: fnnet.GRU(5, **kw), gru_reference),
+    "gru_reset_before": (lambda **kw: fnnet.GRU(5, reset_after=False, **kw),
+                         lambda *a, **kw: gru_reference(*a, reset_after=False, **kw)),
+    "simple_rnn": (lambda **kw: fnnet.SimpleRNN(5, **kw), simple_rnn_reference),
+}
+
+
+def _random_params(layer, input_shape, seed=0):
+    """Initialised params with random biases, so the bias layout is tested too."""
+    _, params = layer.init(jax.random.PRNGKey(seed), input_shape)
+    bias_key = jax.random.PRNGKey(seed + 1)
+    return {**params, "bias": 0.5 * jax.random.normal(bias_key, params["bias"].shape)}
+
+
+def _inputs(batch=3, time=6, features=4, seed=2):
+    return jax.random.normal(jax.random.PRNGKey(seed), (batch, time, features))
+
+
+# ------------------------------------------------------------------------------ cells
+
+@pytest.mark.parametrize("go_backwards", [False, True])
+@pytest.mark.parametrize("cell", sorted(CELLS))
+def test_cell_matches_the_keras_equations(cell, go_backwards):
+    make, reference = CELLS[cell]
+    layer = make(return_sequences=True, return_state=True, go_backwards=go_backwards)
+    x = _inputs()
+    mask = np.array([[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0], [0, 0, 1, 1, 1, 1]], bool)
+    params = _random_params(layer, x.shape)
+    (outputs, *states), _, _ = fnnet.call_layer(layer, params, None, x, fnnet.Context(mask=jnp.asarray(mask)))
+    expected_outputs, expected_states = reference(params, x, mask=mask, go_backwards=go_backwards)
+    np.testing.assert_allclose(outputs, expected_outputs, atol=2e-5)
+    for state, expected in zip(states, expected_states, strict=True):
+        np.testing.assert_allclose(state, expected, atol=2e-5)
+
+
+def test_lstm_starts_from_initial_states_given_with_the_inputs():
+    layer = fnnet.LSTM(5, return_sequences=True)
+    x = _inputs()
+    h0, c0 = (jax.random.normal(jax.random.PRNGKey(s), (3, 5)) for s in (7, 8))
+    params = _random_params(layer, ((3, 6, 4), (3, 5), (3, 5)))
+    expected, _ = lstm_reference(params, x, state=(np.asarray(h0), np.asarray(c0)))
+    np.testing.assert_allclose(layer.apply(params, (x, h0, c0)), expected, atol=2e-5)
+
+
+def test_lstm_init_follows_keras():
+    _, params = fnnet.LSTM(8).init(KEY, (-1, 3, 6))
+    assert {k: v.shape for k, v in params.items()} == {
+        "kernel": (6, 32), "recurrent_kernel": (8, 32), "bias": (32,)}
+    # unit_forget_bias: forget gate (the second block) starts at 1, the others at 0.
+    np.testing.assert_array_equal(params["bias"], np.r_[np.zeros(8), np.ones(8), np.zeros(16)])
+    # Orthogonal recurrent kernel: its rows are orthonormal.
+    np.testing.assert_allclose(params["recurrent_kernel"] @ params["recurrent_kernel"].T, np.eye(8), atol=1e-5)
+    limit = np.sqrt(6 / (6 + 32))  # glorot-uniform over (in, 4 * units)
+    assert np.abs(params["kernel"]).max() <= limit and np.abs(params["kernel"]).max() > limit / 2
+
+
+@pytest.mark.parametrize("reset_after, bias_shape", [(True, (2, 12)), (False, (12,))])
+def test_gru_weight_layout(reset_after, bias_shape):
+    _, params = fnnet.GRU(4, reset_after=reset_after).init(KEY, (-1, 3, 6))
+    assert {k: v.shape for k, v in params.items()} == {
+        "kernel": (6, 12), "recurrent_kernel": (4, 12), "bias": bias_shape}
+
+
+def test_use_bias_false_has_no_bias():
+    _, params = fnnet.LSTM(4, use_bias=False).init(KEY, (-1, 3, 2))
+    assert sorted(params) == ["kernel", "recurrent_kernel"]
+    assert fnnet.LSTM(4, use_bias=False).apply(params, jnp.ones((2, 3, 2))).shape == (2, 4)
+
+
+# ----------------------------------------------------------------------------- shapes
+
+@pytest.mark.parametrize("cell", sorted(CELLS))
+@pytest.mark.parametrize("return_sequences", [False, True])
+@pytest.mark.parametrize("return_state", [False, True])
+def test_declared_shapes_equal_produced_shapes(cell, return_sequences, return_state):
+    layer = CELLS[cell][0](return_sequences=return_sequences, return_state=return_state)
+    model = fnnet.serial(fnnet.Embedding(30, 4), layer)
+    declared, params = model.init(KEY, (-1, 7))
+    produced = jax.tree_util.tree_map(lambda a: a.shape, model.apply(params, jnp.ones((2, 7), jnp.int32)))
+    output = (2, 7, 5) if return_sequences else (2, 5)
+    n_states = 2 if cell == "lstm" else 1
+    expected = (output,) + ((2, 5),) * n_states if return_state else output
+    assert produced == expected
+    assert declared == jax.tree_util.tree_map(lambda d: -1 if d == 2 else d, expected)
+
+
+def test_issue_shapes_for_embedding_then_lstm():
+    model = fnnet.serial(fnnet.Embedding(1000, 32), fnnet.LSTM(16))
+    assert model.init(KEY, (-1, 20))[0] == (-1, 16)
+    model = fnnet.serial(fnnet.Embedding(1000, 32), fnnet.LSTM(16, return_sequences=True))
+    assert model.init(KEY, (-1, 20))[0] == (-1, 20, 16)
+    assert model.init(KEY, (-1, -1))[0] == (-1, -1, 16)
+
+
+def test_return_state_output_is_the_last_hidden_state():
+    layer = fnnet.LSTM(5, return_sequences=True, return_state=True)
+    x = _inputs()
+    _, params = layer.init(KEY, x.shape)
+    sequence, h, c = layer.apply(params, x)
+    np.testing.assert_allclose(sequence[:, -1], h)
+    assert c.shape == h.shape and not np.allclose(c, h)
+
+
+# ---------------------------------------------------------------------------- masking
+
+def _padded(tokens, pads, side):
+    padding = np.zeros((tokens.shape[0], pads), tokens.dtype)
+    return np.concatenate([tokens, padding] if side == "trailing" else [padding, tokens], axis=1)
+
+
+@pytest.mark.parametrize("recurrent", [fnnet.LSTM(6), fnnet.GRU(6), fnnet.SimpleRNN(6)], ids=lambda l: l.name)
+def test_padding_does_not_change_the_final_output(recurrent):
+    model = fnnet.serial(fnnet.Embedding(50, 8, mask_zero=True), recurrent)
+    _, params = model.init(KEY, (-1, 7))
+    tokens = np.random.default_rng(0).integers(1, 50, (2, 7))
+    apply = jax.jit(model.apply)
+    unpadded = apply(params, tokens)
+    for side in ("trailing", "leading"):
+        for pads in (0, 5, 50):
+            np.testing.assert_allclose(apply(params, _padded(tokens, pads, side)), unpadded, atol=1e-5,
+                                       err_msg=f"{pads} {side} pads")
+
+
+def test_sequences_of_different_lengths_in_one_batch():
+    model = fnnet.serial(fnnet.Embedding(50, 8, mask_zero=True), fnnet.LSTM(6))
+    _, params = model.init(KEY, (-1, 7))
+    short, long = [3, 9, 4], [5, 1, 7, 2, 8, 6]
+    batch = np.array([short + [0] * 3, long])
+    out = model.apply(params, batch)
+    np.testing.assert_allclose(out[0], model.apply(params, np.array([short]))[0], atol=1e-6)
+    np.testing.assert_allclose(out[1], model.apply(params, np.array([long]))[0], atol=1e-6)
+
+
+def test_layers_that_ignore_the_mask_pass_it_on():
+    # Dense between Embedding and LSTM, and a stacked LSTM reading the first one's mask.
+    model = fnnet.serial(fnnet.Embedding(50, 8, mask_zero=True), fnnet.Dense(8),
+                         fnnet.LSTM(6, return_sequences=True), fnnet.LSTM(4))
+    _, params = model.init(KEY, (-1, 7))
+    tokens = np.random.default_rng(1).integers(1, 50, (2, 4))
+    np.testing.assert_allclose(model.apply(params, _padded(tokens, 5, "trailing")),
+                               model.apply(params, tokens), atol=1e-5)
+
+
+def test_masked_steps_output_zero_and_the_mask_is_passed_on():
+    layer = fnnet.LSTM(3, return_sequences=True)
+    _, params = layer.init(KEY, (-1, 4, 2))
+    mask = jnp.array([[True, True, False, False]])
+    y, _, out_mask = fnnet.call_layer(layer, params, None, jnp.ones((1, 4, 2)), fnnet.Context(mask=mask))
+    assert np.all(y[0, 2:] == 0) and np.all(y[0, :2] != 0)
+    np.testing.assert_array_equal(out_mask, mask)
+    _, _, no_mask = fnnet.call_layer(fnnet.LSTM(3), params, None, jnp.ones((1, 4, 2)), fnnet.Context(mask=mask))
+    assert no_mask is None
+
+
+# -------------------------------------------------------------------------- gradients
+
+@pytest.mark.parametrize("cell", sorted(CELLS))
+def test_gradients_are_finite_and_non_zero_under_jit(cell):
+    model = fnnet.serial(fnnet.Embedding(20, 4, mask_zero=True), CELLS[cell][0](), fnnet.Dense(1))
+    _, params = model.init(KEY, (-1, 6))
+    ids = jnp.array([[3, 4, 5, 0, 0, 0], [0, 0, 7, 8, 9, 1]])
+    grads = jax.jit(jax.grad(lambda p: jnp.sum(model.apply(p, ids) ** 2)))(params)
+    for path, g in jax.tree_util.tree_flatten_with_path(grads)[0]:
+        assert np.all(np.isfinite(g)), path
+        assert np.any(g != 0), path
+
+
+def test_lstm_gradient_agrees_with_finite_differences():
+    with jax.enable_x64(True):
+        layer = fnnet.LSTM(3, return_sequences=True)
+        x = jax.random.normal(jax.random.PRNGKey(1), (2, 4, 2), jnp.float64)
+        params = jax.tree_util.tree_map(lambda a: a.astype(jnp.float64), _random_params(layer, x.shape))
+        weights = jax.random.normal(jax.random.PRNGKey(2), (2, 4, 3), jnp.float64)
+        mask = jnp.array([[True, True, True, False], [True, True, True, True]])
+
+        def loss(p):
+            return jnp.sum(weights * fnnet.call_layer(layer, p, None, x, fnnet.Context(mask=mask))[0])
+
+        grads = jax.jit(jax.grad(loss))(params)
+        leaves, treedef = jax.tree_util.tree_flatten(params)
+        for seed in range(3):
+            keys = jax.random.split(jax.random.PRNGKey(10 + seed), len(leaves))
+            direction = treedef.unflatten([jax.random.normal(k, a.shape, a.dtype) for k, a in zip(keys, leaves)])
+            eps = 1e-6
+            step = lambda s: jax.tree_util.tree_map(lambda p, d: p + s * eps * d, params, direction)  # noqa: E731
+            numeric = (loss(step(1)) - loss(step(-1))) / (2 * eps)
+            analytic = sum(jnp.vdot(g, d) for g, d in zip(jax.tree_util.tree_leaves(grads),
+                                                           jax.tree_util.tree_leaves(direction)))
+            np.testing.assert_allclose(analytic, numeric, rtol=1e-6)
+
+
+# ------------------------------------------------------------------ jit, spec, errors
+
+def test_serial_embedding_lstm_under_jit_matches_eager():
+    model = fnnet.serial(fnnet.Embedding(50, 8, mask_zero=True), fnnet.LSTM(6))
+    _, params = model.init(KEY, (-1, 5))
+    ids = jnp.array([[1, 2, 3, 0, 0], [4, 5, 6, 7, 8]])
+    np.testing.assert_allclose(jax.jit(model.apply)(params, ids), model.apply(params, ids), atol=1e-6)
+
+
+@pytest.mark.parametrize("unroll", [2, True])
+def test_unroll_gives_the_same_result(unroll):
+    x = _inputs()
+    _, params = fnnet.LSTM(5).init(KEY, x.shape)
+    np.testing.assert_allclose(fnnet.LSTM(5, unroll=unroll).apply(params, x), fnnet.LSTM(5).apply(params, x),
+                               atol=1e-6)
+
+
+def test_constructors_record_their_spec():
+    assert fnnet.LSTM(8, return_sequences=True).spec == ("LSTM", (8,), {"return_sequences": True})
+    assert fnnet.GRU(8, reset_after=False).spec == ("GRU", (8,), {"reset_after": False})
+    assert fnnet.SimpleRNN(8).spec == ("SimpleRNN", (8,), {})
+
+
+def test_input_without_time_axis_names_the_layer():
+    model = fnnet.serial(fnnet.Dense(4), fnnet.LSTM(3))
+    with pytest.raises(fnnet.LayerError, match=r"serial\[1\]/LSTM\(3\): .*\(batch, time, features\)"):
+        model.init(KEY, (-1, 5))
+
+
+def test_mask_of_the_wrong_shape_is_an_error():
+    layer = fnnet.LSTM(3)
+    _, params = layer.init(KEY, (-1, 4, 2))
+    with pytest.raises(fnnet.LayerError, match=r"LSTM\(3\): expected a mask of shape \(batch, time\) = \(1, 4\)"):
+        layer.apply(params, jnp.ones((1, 4, 2)), mask=jnp.ones((1, 5), bool))
+
+
+def test_wrong_feature_size_is_an_error():
+    layer = fnnet.GRU(3)
+    _, params = layer.init(KEY, (-1, 4, 2))
+    with pytest.raises(fnnet.LayerError, match=r"GRU\(3\): expected inputs whose last dimension is 2"):
+        layer.apply(params, jnp.ones((1, 4, 5)))
