@@ -306,13 +306,13 @@ def fit(model, params, x, y, *, loss, optimizer, epochs, batch_size, seed=0, val
         epoch_arg, lr_arg = np.int32(epoch), np.float32(run.lr_scale)
         if per_step:
             carry = _per_step_epoch(prog, carry, data, epoch, epoch_arg, lr_arg, batch_size, full_steps,
-                                    remainder, callbacks, progress, started)
+                                    remainder, callbacks, progress, started, shuffle)
         elif chunk is not None:
             carry = _chunked_epoch(prog, carry, data, epoch, epoch_arg, lr_arg, batch_size, full_steps,
-                                   remainder, chunk, progress, started)
+                                   remainder, chunk, progress, started, shuffle)
         else:
             carry = prog.run_steps(carry, data, None, epoch_arg, lr_arg, batch_size=batch_size,
-                                   num_steps=full_steps, remainder=remainder, start=True)
+                                   num_steps=full_steps, remainder=remainder, start=True, shuffle=shuffle)
         val_sums = None if val is None else prog.evaluate_all(carry.params, carry.state, *val, batch_size=batch_size)
         totals, count, bad_step, bad_loss, val_sums = jax.device_get(
             (carry.totals, carry.count, carry.bad_step, carry.bad_loss, val_sums))
@@ -359,7 +359,7 @@ def _running_logs(carry):
 
 def _chunked_epoch(prog, carry, data, epoch, epoch_arg, lr_arg, batch_size, full_steps, remainder, chunk,
                    progress, started):
-    perm = prog.permutation(data.key, epoch_arg, n=full_steps * batch_size + remainder, shuffle=prog_shuffle(prog))
+    perm = prog.permutation(data.key, epoch_arg, n=full_steps * batch_size + remainder, shuffle=shuffle)
     done = 0
     while full_steps - done > chunk:
         carry = prog.run_steps(carry, data, perm, epoch_arg, lr_arg, batch_size=batch_size, num_steps=chunk,
@@ -371,8 +371,8 @@ def _chunked_epoch(prog, carry, data, epoch, epoch_arg, lr_arg, batch_size, full
 
 
 def _per_step_epoch(prog, carry, data, epoch, epoch_arg, lr_arg, batch_size, full_steps, remainder, callbacks,
-                    progress, started):
-    perm = prog.permutation(data.key, epoch_arg, n=full_steps * batch_size + remainder, shuffle=prog_shuffle(prog))
+                    progress, started, shuffle):
+    perm = prog.permutation(data.key, epoch_arg, n=full_steps * batch_size + remainder, shuffle=shuffle)
     hooks = [cb.on_batch_end for cb in callbacks if callable(getattr(cb, "on_batch_end", None))]
     last_redraw = started
     total = full_steps + (remainder > 0)
@@ -390,10 +390,6 @@ def _per_step_epoch(prog, carry, data, epoch, epoch_arg, lr_arg, batch_size, ful
             progress.update(epoch, step + 1, now - started, _running_logs(carry))
             last_redraw = now
     return carry
-
-
-def prog_shuffle(prog):
-    return prog.shuffle
 
 
 def _non_finite(carry, run, epoch, step, loss, steps):

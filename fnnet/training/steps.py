@@ -90,7 +90,7 @@ class Program:
         self.init_opt_state = jax.jit(self._init_opt_state)
         self.permutation = jax.jit(self._permutation, static_argnames=("n", "shuffle"))
         self.run_steps = jax.jit(self._run_steps, donate_argnums=(0,),
-                                 static_argnames=("batch_size", "num_steps", "remainder"))
+                                 static_argnames=("batch_size", "num_steps", "remainder", "start", "shuffle"))
         self.evaluate_all = jax.jit(self._evaluate_all, static_argnames=("batch_size",))
         self.evaluate_batch = jax.jit(self._evaluate_batch, donate_argnums=(0,))
         self.predict_batch = jax.jit(self._predict_batch)
@@ -150,9 +150,18 @@ class Program:
                      jnp.where(first_bad, value.astype(jnp.float32), carry.bad_loss))
 
     def _run_steps(self, carry: Carry, data: EpochData, perm, epoch, lr_scale, *, batch_size, num_steps,
-                   remainder):
+                   remainder, start, shuffle=True):
         """``num_steps`` full batches from ``carry.step`` on, as one ``lax.scan``; then, if
-        ``remainder``, the epoch's last ``remainder`` rows as one more step."""
+        ``remainder``, the epoch's last ``remainder`` rows as one more step.
+
+        ``start``: the first call of an epoch (clears the epoch's sums). ``perm``: the
+        epoch's row order, or None to draw it here (the whole epoch in one call).
+        """
+        if start:
+            carry = self.reset(carry)
+        if perm is None:
+            n = jax.tree_util.tree_leaves(data.y)[0].shape[0]
+            perm = self._permutation(data.key, epoch, n=n, shuffle=shuffle)
         _, step_key = epoch_keys(data.key, epoch)
 
         def step(c, _):

@@ -1,0 +1,12 @@
+"""Training: ``fit``, ``evaluate``, ``predict``, callbacks, progress and data parallelism.
+
+Modules: :mod:`.loop` (the three entry points), :mod:`.steps` (the jitted train step and
+epoch scan), :mod:`.callbacks`, :mod:`.progress`, :mod:`.sharding` (``mesh=``).
+"""
+
+from .callbacks import (Callback, CSVLogger, EarlyStopping, ModelCheckpoint, ReduceLROnPlateau, TrainingRun,
+                        as_callback)
+from .loop import FitResult, NonFiniteLossError, evaluate, fit, predict
+
+__all__ = ["CSVLogger", "Callback", "EarlyStopping", "FitResult", "ModelCheckpoint", "NonFiniteLossError",
+           "ReduceLROnPlateau", "TrainingRun", "as_callback", "evaluate", "fit", "predict"]
