@@ -23,5 +23,11 @@ from .checkpoint import (CheckpointError, CheckpointMismatchError, CheckpointNot
 from . import data  # noqa: F401  (fnnet.data stays a submodule; its common names are flat too)
 from .data import StandardScaler, Tokenizer, batches, one_hot, pad_sequences, train_val_split
 from .plots import plot_history
+from . import losses, metrics, optimizers  # noqa: F401  (submodules with the Keras names)
+from .losses import get_loss
+from .metrics import get_metric
+from .optimizers import freeze, get_optimizer
+from .training import (CSVLogger, Callback, EarlyStopping, FitResult, ModelCheckpoint, NonFiniteLossError,
+                       ReduceLROnPlateau, TrainingRun, evaluate, fit, predict)
 
 __version__ = "0.1.0"

@@ -86,7 +86,7 @@ def Ensemble(layer, n, *, reduce=None):
 
         try:
             ys, new_state, masks = jax.vmap(run_member, in_axes=(0, 0, None if rngs is None else 0),
-                                            out_axes=(1, 0, 0))(params, state, rngs)
+                                            out_axes=(1, 0, 0), axis_size=n)(params, state, rngs)
         except LayerError as e:
             raise _prefixed(e, name)
         # Members share the input, so they agree on the mask they pass on: keep the first's.

@@ -230,7 +230,8 @@ def test_loading_never_unpickles(tmp_path, monkeypatch):
 def test_newer_format_version_is_refused(tmp_path):
     path = tmp_path / "future.ckpt"
     with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr("manifest.json", json.dumps({"format": "fnnet-checkpoint", "version": 99, "tree": {}, "leaves": []}))
+        manifest = {"format": "fnnet-checkpoint", "version": 99, "tree": {}, "leaves": []}
+        zf.writestr("manifest.json", json.dumps(manifest))
     with pytest.raises(fnnet.CheckpointError, match="future.ckpt.*version 99"):
         fnnet.load_checkpoint(path)
 

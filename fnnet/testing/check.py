@@ -138,7 +138,11 @@ def _expected_dtypes(y, out_dtype, in_dtype):
 # --------------------------------------------------------------------------- the checker
 
 class _Checker:
-    """Runs every property for one drawn (input shape, seed); jitted functions live for one check."""
+    """Runs every property for one drawn (input shape, seed).
+
+    The jitted functions live as long as one ``check_layer`` call, so each distinct input
+    shape compiles once however many examples hypothesis draws.
+    """
 
     def __init__(self, layer, input_shape, dtype, value_range, flags, apply_kwargs):
         self.layer, self.input_shape, self.dtype = layer, input_shape, dtype
@@ -151,6 +155,9 @@ class _Checker:
         self.in_dtype = next((d for d in leaves if jnp.issubdtype(d, jnp.floating)), leaves[0])
         float_dtype = jnp.dtype(self.in_dtype) if jnp.issubdtype(self.in_dtype, jnp.floating) else jnp.dtype("float32")
         self.rtol = max(1e-4, 8 * float(jnp.finfo(float_dtype).eps))
+        # One program computes both the jitted outputs and the per-example ones (one compile,
+        # not two); the separate ones only run to tell which of the two failed.
+        self.compiled = jax.jit(self._jit_and_per_example)
         self.jitted = jax.jit(self._run)
         self.per_example = jax.jit(self._per_example)
         self.probe = jax.jit(self._probe, static_argnums=(5, 6))
@@ -170,6 +177,10 @@ class _Checker:
             return y
         return jax.vmap(one)(x)
 
+    def _jit_and_per_example(self, *args):
+        separate = self._per_example(*args) if self.flags["batch_independent"] else None
+        return self._run(*args), separate
+
     def _trace_text(self, *args):
         fresh = jax.jit(lambda *a: self._run(*a))  # a new function object, so jax traces it anew
         return fresh.trace(*args).lower().as_text()
@@ -180,14 +191,27 @@ class _Checker:
         except Exception as e:  # the layer failing is itself the violation of the property being checked
             raise _Violation(prop, f"{what} raised {type(e).__name__}: {e}") from e
 
+    def _init_shape(self, key, shape):
+        # Only the declared shape is wanted: tracing init under eval_shape runs no initialiser.
+        box = []
+
+        def init(k):
+            out_shape, params, state = init_with_state(self.layer, k, shape)
+            box.append(out_shape)
+            return params, state
+
+        jax.eval_shape(init, key)
+        return box[0]
+
     def check(self, shape, seed):
-        keys = jax.random.split(jax.random.PRNGKey(seed), 4)
+        gen = np.random.default_rng([seed, 1])  # for keys, projections and directions; inputs use seed
+        init_key, apply_key = (jax.random.PRNGKey(int(k)) for k in gen.integers(0, 2**32, 2))
         low, high = self.value_range
         x = jax.tree_util.tree_map(jnp.asarray, strategies.random_arrays(seed, shape, self.dtype, low, high))
-        declared, params, state = self._call("output_shape", "init", init_with_state, self.layer, keys[0],
+        declared, params, state = self._call("output_shape", "init", init_with_state, self.layer, init_key,
                                              self.input_shape)
-        concrete, _, _ = self._call("output_shape", "init", init_with_state, self.layer, keys[0], shape)
-        rng = keys[1] if self.fixed_rng is False else self.fixed_rng
+        concrete = self._call("output_shape", "init", self._init_shape, init_key, shape)
+        rng = apply_key if self.fixed_rng is False else self.fixed_rng
         args = (params, x, state, rng, self.dynamic)
 
         y, new_state = self._call("output_shape", "apply", self._run, *args)
@@ -199,12 +223,17 @@ class _Checker:
         self._check_dtypes(y)
         self._check_finite(y)
         self._check_determinism(args, (y, new_state))
-        jitted = self._call("jit_consistency", "jax.jit(apply)", self.jitted, *args)
+        try:
+            jitted, separate = self.compiled(*args)
+        except Exception:
+            self._call("jit_consistency", "jax.jit(apply)", self.jitted, *args)
+            self._call("batch_independence", "jax.vmap(apply)", self.per_example, *args)
+            raise
         self._compare("jit_consistency", (y, new_state), jitted, self.rtol, ("eager apply", "jax.jit(apply)"))
         if self.flags["batch_independent"]:
-            self._check_batch_independence(args, y)
+            self._check_batch_independence(y, separate)
         if self.flags["differentiable"]:
-            self._check_gradients(args, keys[2], keys[3])
+            self._check_gradients(args, gen)
 
     def _compare(self, prop, expected, actual, rtol, labels):
         found = _mismatch(expected[0], actual[0], rtol, rtol / 10, "output", labels)
@@ -240,9 +269,7 @@ class _Checker:
             raise _Violation("determinism", "two traces of jax.jit(apply) with the same inputs built different "
                                             "programs (constants or operations changed between traces)")
 
-    def _check_batch_independence(self, args, y):
-        separate = self._call("batch_independence", "jax.vmap(apply)", self.per_example, *args)
-
+    def _check_batch_independence(self, y, separate):
         def strip(path, leaf):
             if jnp.ndim(leaf) < 2 or leaf.shape[1] != 1:
                 raise _Violation("batch_independence",
@@ -259,35 +286,37 @@ class _Checker:
     # ----------------------------------------------------------------------- gradients
 
     def _probe(self, floats, v, ts, rest, proj, treedef, is_float):
-        """Value, jax.grad's directional derivative along ``v``, and values at ``floats + t v``."""
+        """Value, jax.grad's directional derivative along ``v``, and values at ``floats + t v``.
+
+        Runs in float64: params, inputs and state are widened here, inside the program.
+        """
         def objective(fl):
             leaves, fi, ri = [], iter(fl), iter(rest)
             for f in is_float:
                 leaves.append(next(fi) if f else next(ri))
             params, x, state, rng, dynamic = jax.tree_util.tree_unflatten(treedef, leaves)
-            y, _ = self._run(params, x, state, rng, dynamic)
+            y, _ = self._run(params, x, _cast_floats(state, jnp.float64), rng, dynamic)
             ys = [leaf for leaf in jax.tree_util.tree_leaves(y) if _is_float(leaf)]
             value = sum(jnp.sum(p * leaf.astype(p.dtype)) for p, leaf in zip(proj, ys))
             magnitude = sum(jnp.sum(jnp.abs(p * leaf.astype(p.dtype))) for p, leaf in zip(proj, ys))
             return value, magnitude
 
+        floats = [f.astype(jnp.float64) for f in floats]
         (value, magnitude), grads = jax.value_and_grad(objective, has_aux=True)(floats)
         analytic = sum(jnp.vdot(g, d) for g, d in zip(grads, v))
         values = jax.lax.map(lambda t: objective([f + t * d for f, d in zip(floats, v)])[0], ts)
         return value, magnitude, analytic, values
 
-    def _check_gradients(self, args, proj_key, dir_key):
+    def _check_gradients(self, args, gen):
         params, x, state, rng, dynamic = args
+        # Only params and float inputs are differentiated; state, rng and kwargs ride along fixed.
+        paths_leaves, treedef = jax.tree_util.tree_flatten_with_path(args)
+        n_diff = len(jax.tree_util.tree_leaves((params, x)))
+        is_float = tuple(i < n_diff and _is_float(leaf) for i, (_, leaf) in enumerate(paths_leaves))
+        floats = [leaf for (_, leaf), f in zip(paths_leaves, is_float) if f]
+        rest = [leaf for (_, leaf), f in zip(paths_leaves, is_float) if not f]
         with jax.enable_x64(True):
-            # Only params and inputs are differentiated; state, rng and kwargs ride along fixed.
-            wide = (_cast_floats(params, jnp.float64), _cast_floats(x, jnp.float64),
-                    _cast_floats(state, jnp.float64), rng, dynamic)
-            paths_leaves, treedef = jax.tree_util.tree_flatten_with_path(wide)
-            n_diff = len(jax.tree_util.tree_leaves((wide[0], wide[1])))
-            is_float = tuple(i < n_diff and _is_float(leaf) for i, (_, leaf) in enumerate(paths_leaves))
-            floats = [leaf for (_, leaf), f in zip(paths_leaves, is_float) if f]
-            rest = [leaf for (_, leaf), f in zip(paths_leaves, is_float) if not f]
-            y, _ = jax.eval_shape(self._run, *wide)
+            y, _ = jax.eval_shape(lambda *a: self._run(*_cast_floats(a[:3], jnp.float64), *a[3:]), *args)
             y_floats = [leaf for leaf in jax.tree_util.tree_leaves(y) if jnp.issubdtype(leaf.dtype, jnp.floating)]
             if not floats or not y_floats:
                 return
@@ -295,18 +324,15 @@ class _Checker:
             steps = (1e-3, 1e-4, 1e-5) if wide64 else (3e-2, 1e-2, 3e-3)
             eps = float(jnp.finfo(jnp.float64 if wide64 else jnp.float32).eps)
             rtol = 1e-3 if wide64 else 2e-2
-            proj = [jax.random.normal(k, leaf.shape, jnp.float64)
-                    for k, leaf in zip(jax.random.split(proj_key, len(y_floats)), y_floats)]
-            direction = [jax.random.normal(k, f.shape, jnp.float64)
-                         for k, f in zip(jax.random.split(dir_key, len(floats)), floats)]
-            norm = jnp.sqrt(sum(jnp.sum(d * d) for d in direction))
-            direction = [d / jnp.maximum(norm, 1e-12) for d in direction]
-            ts = jnp.array([s for h in steps for s in (h, -h)], jnp.float64)
-            static = (treedef, is_float)
+            proj = [gen.standard_normal(leaf.shape) for leaf in y_floats]
+            direction = [gen.standard_normal(np.shape(f)) for f in floats]
+            norm = np.sqrt(sum(np.sum(d * d) for d in direction))
+            direction = [d / max(norm, 1e-12) for d in direction]
+            ts = np.array([s for h in steps for s in (h, -h)])
 
             def disagreement(v):
                 value, magnitude, analytic, values = self._call(
-                    "gradients", "jax.grad(apply)", self.probe, floats, v, ts, rest, proj, *static)
+                    "gradients", "jax.grad(apply)", self.probe, floats, v, ts, rest, proj, treedef, is_float)
                 analytic = float(analytic)
                 numeric = [(float(values[2 * i]) - float(values[2 * i + 1])) / (2 * h) for i, h in enumerate(steps)]
                 ok = any(abs(analytic - n) <= rtol * max(abs(analytic), abs(n)) + 50 * eps * (float(magnitude) + 1) / h
@@ -320,15 +346,15 @@ class _Checker:
                      for (path, _), f in zip(paths_leaves, is_float) if f]
             culprits = []
             for i, name in enumerate(names):  # which leaves disagree on their own
-                alone = [d if j == i else jnp.zeros_like(d) for j, d in enumerate(direction)]
-                if float(jnp.sum(alone[i] ** 2)) > 0 and disagreement(alone) is not None:
+                alone = [d if j == i else np.zeros_like(d) for j, d in enumerate(direction)]
+                if np.any(alone[i]) and disagreement(alone) is not None:
                     culprits.append(name)
-            analytic, numeric = found
-            raise _Violation("gradients",
-                             f"along a random direction jax.grad gives a derivative of {analytic:.6g}, central "
-                             f"finite differences give {', '.join(f'{n:.6g}' for n in numeric)} (steps "
-                             f"{', '.join(f'{h:g}' for h in steps)}); gradients disagree for "
-                             f"{', '.join(culprits) or 'the leaves together only'}")
+        analytic, numeric = found
+        raise _Violation("gradients",
+                         f"along a random direction jax.grad gives a derivative of {analytic:.6g}, central "
+                         f"finite differences give {', '.join(f'{n:.6g}' for n in numeric)} (steps "
+                         f"{', '.join(f'{h:g}' for h in steps)}); gradients disagree for "
+                         f"{', '.join(culprits) or 'the leaves together only'}")
 
 
 # --------------------------------------------------------------------------- the entry point

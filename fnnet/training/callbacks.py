@@ -296,7 +296,7 @@ class ReduceLROnPlateau(Callback):
     >>> for epoch, loss in enumerate([1.0, 1.0, 1.0, 1.0]):
     ...     _ = cb.on_epoch_end(epoch, {'loss': loss}, {})
     >>> run.lr_scale
-    0.25
+    0.125
     """
 
     def __init__(self, monitor="val_loss", factor=0.1, patience=10, min_delta=1e-4, cooldown=0, min_scale=0.0,

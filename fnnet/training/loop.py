@@ -16,6 +16,7 @@ How an epoch runs (see :mod:`fnnet.training.steps` for the jitted pieces):
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from pathlib import Path
@@ -128,8 +129,20 @@ def initial_state(model, x):
     ['mean', 'var']
     """
     shape = _input_shape(x)
+    try:
+        return _cached_initial_state(model, shape)
+    except TypeError:  # an unhashable shape tree (dict inputs)
+        return _initial_state_for(model, shape)
+
+
+def _initial_state_for(model, shape):
     probe = jax.eval_shape(lambda: init_with_state(model, jax.random.PRNGKey(0), shape)[2])
     return None if probe is None else init_state(model, shape)
+
+
+# Tracing a model's init costs milliseconds: once per (model, input shape). fit copies the
+# state before donating it, so the cached arrays are never consumed.
+_cached_initial_state = functools.lru_cache(maxsize=64)(_initial_state_for)
 
 
 def _split_validation(x, y, validation_data, validation_split):

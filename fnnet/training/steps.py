@@ -92,7 +92,7 @@ class Program:
         self.run_steps = jax.jit(self._run_steps, donate_argnums=(0,),
                                  static_argnames=("batch_size", "num_steps", "remainder", "start", "shuffle"))
         self.evaluate_all = jax.jit(self._evaluate_all, static_argnames=("batch_size",))
-        self.evaluate_batch = jax.jit(self._evaluate_batch, donate_argnums=(0,))
+        self.evaluate_batch = jax.jit(self._evaluate_batch)
         self.predict_batch = jax.jit(self._predict_batch)
 
     # ------------------------------------------------------------------ training
@@ -101,9 +101,12 @@ class Program:
         return sharding.constrain_tree(self.optimizer.init(params), self.mesh)
 
     def new_carry(self, params, opt_state, state):
-        zero = jnp.zeros((), jnp.float32)
-        return Carry(params, opt_state, state, {k: zero for k in self.keys}, zero,
-                     jnp.zeros((), jnp.int32), jnp.full((), -1, jnp.int32), zero)
+        """A carry around the given trees; every buffer distinct, since carries are donated."""
+        def zero():
+            return jnp.zeros((), jnp.float32)
+
+        return Carry(params, opt_state, state, {k: zero() for k in self.keys}, zero(),
+                     jnp.zeros((), jnp.int32), jnp.full((), -1, jnp.int32), zero())
 
     @staticmethod
     def reset(carry: Carry) -> Carry:
