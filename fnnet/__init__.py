@@ -29,5 +29,7 @@ from .metrics import get_metric
 from .optimizers import freeze, get_optimizer
 from .training import (CSVLogger, Callback, EarlyStopping, FitResult, ModelCheckpoint, NonFiniteLossError,
                        ReduceLROnPlateau, TrainingRun, evaluate, fit, predict)
+from . import neighbors  # noqa: F401  (fnnet.neighbors.kneighbors / classify / regress)
+from .neighbors import KNNClassifier, KNNRegressor
 
 __version__ = "0.1.0"

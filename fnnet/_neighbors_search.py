@@ -76,19 +76,25 @@ def plan_search(n_train: int, n_queries: int, n_features: int, k: int, metric: s
     n_groups = n_train_blocks * train_block // group
     kept_groups = min(k + EXTRA_GROUPS, n_groups)
     per_pair = n_features if metric == "manhattan" else 1
-    budget = max_block_bytes // itemsize
+    budget = max(1, max_block_bytes // itemsize)
+    candidates = kept_groups * group * n_features  # gathered rows, per query
 
     def per_query(tb):
-        # group minima are held twice (stacked per block, then transposed per query).
-        return max(tb * per_pair, 2 * (-(-n_train // tb) * tb // group),
-                   kept_groups * group * n_features)
+        # the distance block, and the group minima held twice (stacked, then transposed).
+        return max(tb * per_pair, 2 * (-(-n_train // tb) * tb // group))
 
     while train_block > group and per_query(train_block) > budget:
         train_block = max(group, _round_up(train_block // 2, group))
     n_train_blocks = -(-n_train // train_block)
-    query_block = max(1, min(QUERY_BLOCK, n_queries, budget // per_query(train_block)))
+    largest = max(1, min(QUERY_BLOCK, n_queries, budget // max(per_query(train_block), candidates)))
+    # Equal blocks, so that padding the last one wastes little (300 queries: 2 x 152, not 2 x 256).
+    n_query_blocks = -(-n_queries // largest)
+    query_block = -(-n_queries // n_query_blocks)
+    if query_block > 8:
+        query_block = min(largest, _round_up(query_block, 8))
+    n_query_blocks = -(-n_queries // query_block)
     n_groups = n_train_blocks * train_block // group
-    return SearchPlan(query_block, -(-n_queries // query_block), train_block, n_train_blocks,
+    return SearchPlan(query_block, n_query_blocks, train_block, n_train_blocks,
                       group, min(k + EXTRA_GROUPS, n_groups))
 
 

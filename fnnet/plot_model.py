@@ -112,8 +112,8 @@ def model_diagram(model, input_shape) -> Diagram:
 
 # ------------------------------------------------------------------------------- DOT
 
-def _dot_quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+def _dot_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def model_to_dot(model, input_shape) -> str:
@@ -139,14 +139,14 @@ def model_to_dot(model, input_shape) -> str:
         kind = tree[0]
         if kind == "node":
             node = by_id[tree[1]]
-            label = "\\n".join(line.replace("\\", "\\\\").replace('"', '\\"') for line in node.lines)
+            label = "\\n".join(_dot_escape(line) for line in node.lines)
             fill = _fill(node)
             lines.append(f'{indent}{node.id} [label="{label}"' + (f', fillcolor="{fill}"' if fill != "#ffffff" else "")
                          + "];")
         elif kind == "column" and tree[2]:
             clusters[0] += 1
             lines.append(f"{indent}subgraph cluster_{clusters[0]} {{")
-            lines.append(f"{indent}  label={_dot_quote(tree[2])}; style=dashed;")
+            lines.append(f'{indent}  label="{_dot_escape(tree[2])}"; style=dashed;')
             for item in tree[1]:
                 emit(item, indent + "  ")
             lines.append(f"{indent}}}")
@@ -264,12 +264,13 @@ def model_to_svg(model, input_shape) -> str:
                    f'stroke="#999" stroke-dasharray="5,3"/>'
                    f'<text x="{x + 8:.1f}" y="{y + 16:.1f}" font-style="italic" fill="#555">{escape(label)}</text></g>')
     for src, dst in diagram.edges:
-        out.append(f'<g class="edge" data-from="{src}" data-to="{dst}"><path d="{_edge_path(layout.boxes[src], layout.boxes[dst])}" '
+        route = _edge_path(layout.boxes[src], layout.boxes[dst])
+        out.append(f'<g class="edge" data-from="{src}" data-to="{dst}"><path d="{route}" '
                    'fill="none" stroke="#444" stroke-width="1.2" marker-end="url(#arrow)"/></g>')
     for node in diagram.nodes:
         x, y, w, h = layout.boxes[node.id]
-        out.append(f'<g class="node" id="{node.id}" data-path={quoteattr(node.path)} data-layer={quoteattr(node.layer)}>'
-                   f'<title>{escape(node.path)}</title>'
+        out.append(f'<g class="node" id="{node.id}" data-path={quoteattr(node.path)} '
+                   f'data-layer={quoteattr(node.layer)}><title>{escape(node.path)}</title>'
                    f'<rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}" rx="6" fill="{_fill(node)}" '
                    'stroke="#333"/>')
         for i, line in enumerate(node.lines):

@@ -24,6 +24,8 @@ from __future__ import annotations
 import json
 import numbers
 
+import numpy as np
+
 from .core import LAYER_REGISTRY, SINGLETONS, Layer, registered
 from .initializers import INITIALIZERS
 from .layers.activations import ACTIVATIONS
@@ -47,12 +49,12 @@ class SpecError(ValueError):
         return (SpecError, (self.path, self.detail))
 
 
-def _child_path(parent_path: str, ctor_name: str, position) -> str:
+def _child_path(parent_path: str, ctor_name: str, position: int | str) -> str:
     part = f"{ctor_name}[{position}]"
     return part if parent_path == "model" else f"{parent_path}/{part}"
 
 
-def _arg_label(ctor_name: str, position) -> str:
+def _arg_label(ctor_name: str, position: int | str) -> str:
     kind = f"positional argument {position}" if isinstance(position, int) else f"argument {position!r}"
     return f"{kind} of {ctor_name}"
 
@@ -72,10 +74,12 @@ def _describe(value) -> str:
 
 # ------------------------------------------------------------------------------ encode
 
-def _encode(value, path: str, ctor_name: str, argument: str):
+def _encode(value, path: str, ctor_name: str, argument: int | str):
     """One constructor argument as JSON values; ``argument`` names it in errors."""
     if value is None or isinstance(value, (bool, str)):
         return value
+    if isinstance(value, np.bool_):
+        return bool(value)
     if isinstance(value, numbers.Integral):
         return int(value)
     if isinstance(value, numbers.Real):
@@ -140,7 +144,7 @@ def to_spec(model) -> dict:
 
 # ------------------------------------------------------------------------------ decode
 
-def _decode(value, path: str, ctor_name: str, argument: str):
+def _decode(value, path: str, ctor_name: str, argument: int | str):
     if isinstance(value, list):
         return [_decode(v, path, ctor_name, argument) for v in value]
     if not isinstance(value, dict):

@@ -76,7 +76,11 @@ def _shape_before(children, index, input_shape):
 
 
 def _edit(model, params, state, steps, input_shape, path, inserting, make_entries):
-    """Apply ``make_entries`` at the address ``steps``; returns ``(model, params, state)``."""
+    """Apply ``make_entries`` at the address ``steps``.
+
+    Returns ``(model, params, state, renamed)``; ``renamed`` maps each kept layer's new
+    params path to its old one (``'dense_3'`` -> ``'dense_4'``), for error messages.
+    """
     if not _is_serial(model):
         raise SurgeryError(f"{path or 'model'}: surgery edits serial models, this is {model.name}")
     children = list(model.children)
@@ -85,33 +89,50 @@ def _edit(model, params, state, steps, input_shape, path, inserting, make_entrie
     index = _position(steps[0], children, path, inserting and last)
     child_path = f"{path}/serial[{index}]" if path else f"serial[{index}]"
     shape = _shape_before(children, index, input_shape)
-    # (layer, params, state) per position; kept layers carry their own arrays, untouched.
-    entries = [(child, params[key], state.get(key)) for key, child in children]
+    # (layer, params, state, old key) per position; kept layers carry their own arrays, untouched.
+    entries = [(child, params[key], state.get(key), key) for key, child in children]
+    inner_renamed = {}
     if last:
-        entries[index:index + 1] = make_entries(entries[index:index + 1], shape, child_path)
+        entries[index:index + 1] = [entry[:3] + (entry[3] if len(entry) > 3 else None,)
+                                    for entry in make_entries(entries[index:index + 1], shape, child_path)]
     else:
         key, child = children[index]
-        entries[index] = _edit(child, params[key], state.get(key), steps[1:], shape, child_path, inserting,
-                               make_entries)
-    new_model = serial(*[layer for layer, _, _ in entries])
+        *edited, inner_renamed = _edit(child, params[key], state.get(key), steps[1:], shape, child_path,
+                                       inserting, make_entries)
+        entries[index] = (*edited, key)
+    new_model = serial(*[entry[0] for entry in entries])
     keys = [key for key, _ in new_model.children]
-    new_params = {key: p for key, (_, p, _) in zip(keys, entries)}
-    new_state = {key: s for key, (_, _, s) in zip(keys, entries) if s is not None}
-    return new_model, new_params, new_state or None
+    new_params = {key: entry[1] for key, entry in zip(keys, entries)}
+    new_state = {key: entry[2] for key, entry in zip(keys, entries) if entry[2] is not None}
+    renamed = {key: entry[3] for key, entry in zip(keys, entries) if entry[3] is not None}
+    if not last:
+        new_key, old_key = keys[index], entries[index][3]
+        renamed.update({f"{new_key}/{a}": f"{old_key}/{b}" for a, b in inner_renamed.items()})
+    return new_model, new_params, new_state or None, renamed
 
 
-def _check_fit(model, params, state, input_shape, with_state):
+def _old_name(path: str, renamed: dict) -> str:
+    """`` (was dense_4)`` when the layer holding ``params/dense_3/kernel`` was renumbered."""
+    inner = path.split("/", 1)[1] if "/" in path else path
+    prefixes = [p for p in renamed if inner == p or inner.startswith(p + "/")]
+    if not prefixes:
+        return ""
+    new = max(prefixes, key=len)
+    return f" (was {renamed[new]})" if renamed[new] != new else ""
+
+
+def _check_fit(model, params, state, input_shape, with_state, renamed):
     _, want_params, want_state = eval_init(model, input_shape)
     expected, actual = {"params": want_params}, {"params": params}
     if with_state:
         expected["state"], actual["state"] = want_state, state
     missing, extra, shapes, dtypes = tree_differences(expected, actual)
-    problems = [f"{p} has shape {tuple(a)}, the edited model needs {tuple(b)}" for p, a, b in shapes]
-    problems += [f"{p} has dtype {a}, the edited model needs {b}" for p, a, b in dtypes]
+    problems = [f"{p}{_old_name(p, renamed)} has shape {tuple(a)}, the edited model needs {tuple(b)}"
+                for p, a, b in shapes]
+    problems += [f"{p}{_old_name(p, renamed)} has dtype {a}, the edited model needs {b}" for p, a, b in dtypes]
     problems += [f"{p} is missing" for p in missing] + [f"{p} is not used by the edited model" for p in extra]
     if problems:
-        raise SurgeryError(f"kept params no longer fit the edited model (input shape {shape_str(input_shape)}; "
-                           "paths name its renumbered layers): "
+        raise SurgeryError(f"kept params no longer fit the edited model (input shape {shape_str(input_shape)}): "
                            + "; ".join(problems) + "; replace those layers too")
 
 
@@ -119,11 +140,11 @@ def _surgery(model, params, where, input_shape, state, inserting, make_entries):
     input_shape = tuple(input_shape)
     want_state = state is not _NO_STATE
     start_state = state if want_state else None
-    new_model, new_params, new_state = _edit(as_layer(model), params, start_state, _parse(where), input_shape,
-                                             "", inserting, make_entries)
+    new_model, new_params, new_state, renamed = _edit(as_layer(model), params, start_state, _parse(where),
+                                                      input_shape, "", inserting, make_entries)
     if not want_state and new_state is not None:
         raise SurgeryError("the new layer has state (e.g. BatchNorm statistics); pass state= to get it back")
-    _check_fit(new_model, new_params, new_state, input_shape, with_state=want_state and start_state is not None)
+    _check_fit(new_model, new_params, new_state, input_shape, want_state and start_state is not None, renamed)
     return (new_model, new_params, new_state) if want_state else (new_model, new_params)
 
 

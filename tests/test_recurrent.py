@@ -16,8 +16,9 @@ def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def _run_reference(step, x, state, mask, go_backwards):
-    """Keras's masked recurrence around a one-step function: carry kept and output 0 when masked."""
+def _run_reference(step, x, state, mask, go_backwards, zero_masked=True):
+    """Keras's masked recurrence around a one-step function: a masked step keeps the carry
+    and outputs 0 (or, with ``zero_masked=False``, the carried output)."""
     x = np.asarray(x, np.float64)
     mask = np.ones(x.shape[:2], bool) if mask is None else np.asarray(mask, bool)
     if go_backwards:
@@ -27,11 +28,11 @@ def _run_reference(step, x, state, mask, go_backwards):
         new_state = step(x[:, t], state)
         keep = mask[:, t, None]
         state = tuple(np.where(keep, new, old) for new, old in zip(new_state, state))
-        outputs.append(np.where(keep, new_state[0], 0.0))
+        outputs.append(np.where(keep, new_state[0], 0.0 if zero_masked else state[0]))
     return np.stack(outputs, axis=1), state
 
 
-def lstm_reference(params, x, mask=None, go_backwards=False, state=None):
+def lstm_reference(params, x, mask=None, go_backwards=False, state=None, zero_masked=True):
     kernel, recurrent, bias = (np.asarray(params[k], np.float64) for k in ("kernel", "recurrent_kernel", "bias"))
     units = recurrent.shape[0]
 
@@ -44,7 +45,7 @@ def lstm_reference(params, x, mask=None, go_backwards=False, state=None):
         return o * np.tanh(c), c
 
     zeros = np.zeros((x.shape[0], units))
-    return _run_reference(step, x, state or (zeros, zeros), mask, go_backwards)
+    return _run_reference(step, x, state or (zeros, zeros), mask, go_backwards, zero_masked)
 
 
 def gru_reference(params, x, mask=None, go_backwards=False, reset_after=True):
@@ -114,6 +115,16 @@ def test_cell_matches_the_keras_equations(cell, go_backwards):
     np.testing.assert_allclose(outputs, expected_outputs, atol=2e-5)
     for state, expected in zip(states, expected_states, strict=True):
         np.testing.assert_allclose(state, expected, atol=2e-5)
+
+
+def test_masked_steps_can_repeat_the_last_output_like_keras_3():
+    layer = fnnet.LSTM(5, return_sequences=True, zero_output_for_mask=False)
+    x = _inputs()
+    mask = np.array([[1, 1, 1, 1, 0, 0], [0, 0, 1, 1, 1, 1], [1, 1, 0, 0, 1, 1]], bool)
+    params = _random_params(layer, x.shape)
+    expected, _ = lstm_reference(params, x, mask=mask, zero_masked=False)
+    np.testing.assert_allclose(layer.apply(params, x, mask=jnp.asarray(mask)), expected, atol=2e-5)
+    assert np.all(expected[1, :2] == 0) and np.all(expected[0, 4] == expected[0, 3])
 
 
 def test_lstm_starts_from_initial_states_given_with_the_inputs():

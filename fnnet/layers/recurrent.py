@@ -34,6 +34,19 @@ class _Cell(NamedTuple):
     init_params: Callable  # (rng, input_dim) -> params in Keras's layout
     prepare: Callable  # params -> the weights the step uses (fused once per call, outside the scan)
     step: Callable  # (weights, carry, x_t) -> (new_carry, output_t)
+    # For cells whose step is ``z = [x_t, h] @ w + b`` then element-wise maths, that maths:
+    # (z, carry) -> (new_carry, output_t); the scan then uses a hand-written backward pass.
+    gates: Callable | None = None
+
+
+def _fused(units, n_states, init_params, prepare, gates) -> _Cell:
+    """A cell whose step is one matmul ``[x_t, h] @ w + b`` followed by ``gates``."""
+
+    def step(weights, carry, x_t):
+        w, b = weights
+        return gates(jnp.concatenate([x_t, carry[0]], axis=-1) @ w + b, carry)
+
+    return _Cell(units, n_states, init_params, prepare, step, gates)
 
 
 def _stack(params):
@@ -64,16 +77,13 @@ def _lstm_cell(units, activation, recurrent_activation, use_bias, kernel_init, r
     def prepare(params):
         return _stack(params), _bias_or_zeros(params, 4 * units)
 
-    def step(weights, carry, x_t):
-        w, b = weights
-        h, c = carry
-        z = jnp.concatenate([x_t, h], axis=-1) @ w + b
+    def gates(z, carry):
         i, f, g, o = jnp.split(z, 4, axis=-1)  # Keras's gate order: input, forget, cell, output
-        c = gate(f) * c + gate(i) * act(g)
+        c = gate(f) * carry[1] + gate(i) * act(g)
         h = gate(o) * act(c)
         return (h, c), h
 
-    return _Cell(units, 2, init_params, prepare, step)
+    return _fused(units, 2, init_params, prepare, gates)
 
 
 def _gru_cell(units, activation, recurrent_activation, use_bias, kernel_init, recurrent_init,
@@ -105,13 +115,10 @@ def _gru_cell(units, activation, recurrent_activation, use_bias, kernel_init, re
         (bz, br, bh), (bz_r, br_r, bh_r) = split3(bias[0]), split3(bias[1])
         return w, jnp.concatenate([bz + bz_r, br + br_r, bh, bh_r])
 
-    def step_reset_after(weights, carry, x_t):
-        w, b = weights
-        (h,) = carry
-        s = jnp.concatenate([x_t, h], axis=-1) @ w + b
+    def gates_reset_after(s, carry):
         z, r = jnp.split(gate(s[..., :2 * units]), 2, axis=-1)
         candidate = act(s[..., 2 * units:3 * units] + r * s[..., 3 * units:])
-        h = z * h + (1.0 - z) * candidate
+        h = z * carry[0] + (1.0 - z) * candidate
         return (h,), h
 
     def prepare_reset_before(params):
@@ -130,7 +137,7 @@ def _gru_cell(units, activation, recurrent_activation, use_bias, kernel_init, re
         return (h,), h
 
     if reset_after:
-        return _Cell(units, 1, init_params, prepare_reset_after, step_reset_after)
+        return _fused(units, 1, init_params, prepare_reset_after, gates_reset_after)
     return _Cell(units, 1, init_params, prepare_reset_before, step_reset_before)
 
 
@@ -150,29 +157,100 @@ def _simple_rnn_cell(units, activation, use_bias, kernel_init, recurrent_init, b
     def prepare(params):
         return _stack(params), _bias_or_zeros(params, units)
 
-    def step(weights, carry, x_t):
-        w, b = weights
-        h = act(jnp.concatenate([x_t, carry[0]], axis=-1) @ w + b)
+    def gates(z, carry):
+        h = act(z)
         return (h,), h
 
-    return _Cell(units, 1, init_params, prepare, step)
+    return _fused(units, 1, init_params, prepare, gates)
 
 
 # ------------------------------------------------------------------------- the scan
 
-def _scan(cell: _Cell, weights, carry, xs, mask, keep_outputs: bool, unroll):
-    """Run ``cell.step`` over time-major ``xs``; ``mask`` is time-major ``(time, batch)`` or None."""
+def _masked(keep, new_carry, carry, y, zero_masked_outputs):
+    """Keras's masking of one step: a masked row keeps its carry and outputs 0 (or the carried output)."""
+    new_carry = tuple(jnp.where(keep, new, old) for new, old in zip(new_carry, carry))
+    y = jnp.where(keep, y, jnp.zeros_like(y) if zero_masked_outputs else new_carry[0])
+    return new_carry, y
+
+
+def _scan(cell: _Cell, weights, carry, xs, mask, keep_outputs: bool, unroll, zero_masked_outputs=True):
+    """Run ``cell`` over time-major ``xs``: ``(final_carry, outputs or None)``.
+
+    ``mask`` is time-major ``(time, batch)`` or None. A masked step keeps the carry; its
+    output is zero, or the carried output when ``zero_masked_outputs`` is False (Keras 3's
+    default).
+    """
+    if cell.gates is not None:
+        recurrence = _fused_recurrence(cell.gates, keep_outputs, zero_masked_outputs, unroll)
+        return recurrence(*weights, xs, carry, mask)
 
     def body(carry, inputs):
         x_t, m_t = inputs
         new_carry, y = cell.step(weights, carry, x_t)
         if m_t is not None:
-            keep = m_t[:, None]
-            new_carry = tuple(jnp.where(keep, new, old) for new, old in zip(new_carry, carry))
-            y = jnp.where(keep, y, jnp.zeros_like(y))
+            new_carry, y = _masked(m_t[:, None], new_carry, carry, y, zero_masked_outputs)
         return new_carry, (y if keep_outputs else None)
 
     return lax.scan(body, carry, (xs, mask), unroll=unroll)
+
+
+def _fused_recurrence(gates, keep_outputs, zero_masked_outputs, unroll):
+    """``recurrence(w, b, xs, carry, mask)``: the scan of ``gates([x_t, h] @ w + b, carry)``,
+    with a hand-written backward pass.
+
+    JAX's own backward pass of the scan multiplies by all of ``w`` at every step. This one
+    keeps only the recurrent product ``dz @ w_h.T`` inside the loop (recomputing the
+    element-wise gates from the saved ``z``), and forms the weight gradient
+    ``[x, h_prev].T @ dz`` and the input gradient ``dz @ w_x.T`` for all steps at once, as
+    two large matmuls after it.
+    """
+
+    def run(w, b, xs, carry, mask, save):
+        def body(carry, inputs):
+            x_t, m_t = inputs
+            z = jnp.concatenate([x_t, carry[0]], axis=-1) @ w + b
+            new_carry, y = gates(z, carry)
+            if m_t is not None:
+                new_carry, y = _masked(m_t[:, None], new_carry, carry, y, zero_masked_outputs)
+            return new_carry, (y if keep_outputs else None, (z, carry) if save else None)
+
+        final, (ys, saved) = lax.scan(body, carry, (xs, mask), unroll=unroll)
+        return (final, ys), saved
+
+    @jax.custom_vjp
+    def recurrence(w, b, xs, carry, mask):
+        return run(w, b, xs, carry, mask, save=False)[0]
+
+    def forward(w, b, xs, carry, mask):
+        outputs, saved = run(w, b, xs, carry, mask, save=True)
+        return outputs, (w, xs, mask, saved)
+
+    def backward(residuals, cotangents):
+        w, xs, mask, (zs, carries) = residuals
+        d_final, d_ys = cotangents
+        w_x, w_h = w[:xs.shape[-1]], w[xs.shape[-1]:]
+
+        def body(d_carry, inputs):
+            z, carry, d_y, m_t = inputs
+            d_y = jnp.zeros_like(carry[0]) if d_y is None else d_y
+            _, gates_vjp = jax.vjp(gates, z, carry)
+            d_z, d_prev = gates_vjp((d_carry, d_y))
+            if m_t is not None:  # a masked row passes its carry's cotangent straight through
+                keep = m_t[:, None]
+                d_z = jnp.where(keep, d_z, 0.0)
+                d_prev = tuple(jnp.where(keep, new, old) for new, old in zip(d_prev, d_carry))
+                if not zero_masked_outputs:  # there, the output was the carried h
+                    d_prev = (d_prev[0] + jnp.where(keep, 0.0, d_y),) + d_prev[1:]
+            d_prev = (d_prev[0] + d_z @ w_h.T,) + d_prev[1:]
+            return d_prev, d_z
+
+        d_carry, d_zs = lax.scan(body, d_final, (zs, carries, d_ys, mask), reverse=True, unroll=unroll)
+        inputs = jnp.concatenate([xs, carries[0]], axis=-1)  # [x_t, h_prev] at every step
+        d_w = inputs.reshape(-1, inputs.shape[-1]).T @ d_zs.reshape(-1, d_zs.shape[-1])
+        return d_w, d_zs.sum(axis=(0, 1)), d_zs @ w_x.T, d_carry, None
+
+    recurrence.defvjp(forward, backward)
+    return recurrence
 
 
 def _first(mask):
@@ -219,7 +297,8 @@ def _sequence_shape(input_shape):
     return tuple(shape)
 
 
-def _recurrent_layer(name, cell: _Cell, return_sequences, return_state, go_backwards, unroll):
+def _recurrent_layer(name, cell: _Cell, return_sequences, return_state, go_backwards, unroll,
+                     zero_output_for_mask):
     def init_params(rng, input_shape):
         return cell.init_params(rng, _sequence_shape(input_shape)[-1])
 
@@ -236,7 +315,8 @@ def _recurrent_layer(name, cell: _Cell, return_sequences, return_state, go_backw
         if go_backwards:
             xs = xs[::-1]
             mask = None if mask is None else mask[::-1]
-        carry, ys = _scan(cell, cell.prepare(params), carry, xs, mask, return_sequences, unroll)
+        carry, ys = _scan(cell, cell.prepare(params), carry, xs, mask, return_sequences, unroll,
+                          zero_output_for_mask)
         output = jnp.swapaxes(ys, 0, 1) if return_sequences else carry[0]
         return (output, *carry) if return_state else output
 
@@ -256,7 +336,7 @@ def _recurrent_layer(name, cell: _Cell, return_sequences, return_state, go_backw
 @registered("LSTM")
 def LSTM(units, return_sequences=False, return_state=False, go_backwards=False, activation="tanh",
          recurrent_activation="sigmoid", unroll=1, *, use_bias=True, kernel_init="glorot_uniform",
-         recurrent_init="orthogonal", bias_init="zeros", unit_forget_bias=True):
+         recurrent_init="orthogonal", bias_init="zeros", unit_forget_bias=True, zero_output_for_mask=True):
     """Long short-term memory layer with Keras's equations, defaults and weights.
 
     Params: ``kernel`` ``(features, 4 * units)``, ``recurrent_kernel`` ``(units, 4 * units)``,
@@ -270,8 +350,9 @@ def LSTM(units, return_sequences=False, return_state=False, go_backwards=False, 
     ``(output, h, c)`` (Keras's order). ``go_backwards=True`` reads the sequence from its
     end and returns the outputs in that reversed order, as Keras does. An incoming
     ``(batch, time)`` mask (from ``Embedding(..., mask_zero=True)``) makes the layer skip
-    padded steps; with ``return_sequences`` the mask is passed on. ``unroll`` is
-    ``lax.scan``'s (steps per loop iteration, or True for all).
+    padded steps: their outputs are zero (``zero_output_for_mask=False`` repeats the last
+    real output instead, as Keras 3 does by default), and with ``return_sequences`` the
+    mask is passed on. ``unroll`` is ``lax.scan``'s (steps per iteration, or True for all).
 
     >>> import fnnet, jax, jax.numpy as jnp
     >>> model = fnnet.serial(fnnet.Embedding(1000, 32, mask_zero=True), fnnet.LSTM(16))
@@ -284,21 +365,22 @@ def LSTM(units, return_sequences=False, return_state=False, go_backwards=False, 
     """
     cell = _lstm_cell(units, activation, recurrent_activation, use_bias, kernel_init, recurrent_init,
                       bias_init, unit_forget_bias)
-    return _recurrent_layer(f"LSTM({units})", cell, return_sequences, return_state, go_backwards, unroll)
+    return _recurrent_layer(f"LSTM({units})", cell, return_sequences, return_state, go_backwards, unroll,
+                            zero_output_for_mask)
 
 
 @registered("GRU")
 def GRU(units, return_sequences=False, return_state=False, go_backwards=False, activation="tanh",
         recurrent_activation="sigmoid", unroll=1, reset_after=True, *, use_bias=True,
-        kernel_init="glorot_uniform", recurrent_init="orthogonal", bias_init="zeros"):
+        kernel_init="glorot_uniform", recurrent_init="orthogonal", bias_init="zeros", zero_output_for_mask=True):
     """Gated recurrent unit with Keras's equations, defaults and weights (gate order z, r, h).
 
     Params: ``kernel`` ``(features, 3 * units)``, ``recurrent_kernel`` ``(units, 3 * units)``
     and ``bias``: ``(2, 3 * units)`` (input and recurrent biases) with Keras's default
     ``reset_after=True``, where the reset gate multiplies ``h @ recurrent_kernel``;
     ``(3 * units,)`` with ``reset_after=False``, where it multiplies ``h`` first.
-    Inputs, masks, ``return_sequences``, ``go_backwards`` and ``unroll`` work as for
-    :func:`LSTM`; ``return_state=True`` returns ``(output, h)``.
+    Inputs, masks, ``return_sequences``, ``go_backwards``, ``unroll`` and
+    ``zero_output_for_mask`` work as for :func:`LSTM`; ``return_state=True`` returns ``(output, h)``.
 
     >>> import fnnet, jax, jax.numpy as jnp
     >>> shape, params = fnnet.GRU(8, return_sequences=True).init(jax.random.PRNGKey(0), (-1, 5, 3))
@@ -307,18 +389,19 @@ def GRU(units, return_sequences=False, return_state=False, go_backwards=False, a
     """
     cell = _gru_cell(units, activation, recurrent_activation, use_bias, kernel_init, recurrent_init,
                      bias_init, reset_after)
-    return _recurrent_layer(f"GRU({units})", cell, return_sequences, return_state, go_backwards, unroll)
+    return _recurrent_layer(f"GRU({units})", cell, return_sequences, return_state, go_backwards, unroll,
+                            zero_output_for_mask)
 
 
 @registered("SimpleRNN")
 def SimpleRNN(units, return_sequences=False, return_state=False, go_backwards=False, activation="tanh",
               unroll=1, *, use_bias=True, kernel_init="glorot_uniform", recurrent_init="orthogonal",
-              bias_init="zeros"):
+              bias_init="zeros", zero_output_for_mask=True):
     """Fully connected recurrence ``h = activation(x_t @ kernel + h @ recurrent_kernel + bias)``.
 
     Params: ``kernel`` ``(features, units)``, ``recurrent_kernel`` ``(units, units)``,
-    ``bias`` ``(units,)``. Inputs, masks, ``return_sequences``, ``go_backwards`` and
-    ``unroll`` work as for :func:`LSTM`; ``return_state=True`` returns ``(output, h)``.
+    ``bias`` ``(units,)``. Inputs, masks, ``return_sequences``, ``go_backwards``, ``unroll``
+    and ``zero_output_for_mask`` work as for :func:`LSTM`; ``return_state=True`` returns ``(output, h)``.
 
     >>> import fnnet, jax, jax.numpy as jnp
     >>> rnn = fnnet.SimpleRNN(4, return_state=True)
@@ -327,5 +410,6 @@ def SimpleRNN(units, return_sequences=False, return_state=False, go_backwards=Fa
     ((-1, 4), (-1, 4))
     """
     cell = _simple_rnn_cell(units, activation, use_bias, kernel_init, recurrent_init, bias_init)
-    return _recurrent_layer(f"SimpleRNN({units})", cell, return_sequences, return_state, go_backwards, unroll)
+    return _recurrent_layer(f"SimpleRNN({units})", cell, return_sequences, return_state, go_backwards, unroll,
+                            zero_output_for_mask)
 

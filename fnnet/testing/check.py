@@ -11,7 +11,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Flaky
 
@@ -161,6 +161,7 @@ class _Checker:
         self.jitted = jax.jit(self._run)
         self.per_example = jax.jit(self._per_example)
         self.probe = jax.jit(self._probe, static_argnums=(5, 6))
+        self.traces_agree = {}  # input shapes -> whether two fresh traces built the same program
 
     # The one place the layer is called: (y, new_state), whether or not it keeps state.
     def _run(self, params, x, state, rng, dynamic):
@@ -263,9 +264,12 @@ class _Checker:
     def _check_determinism(self, args, first):
         again = self._call("determinism", "apply", self._run, *args)
         self._compare("determinism", first, again, 1e-6, ("the first eager call", "the second"))
-        text_a = self._call("determinism", "tracing apply", self._trace_text, *args)
-        text_b = self._call("determinism", "tracing apply", self._trace_text, *args)
-        if text_a != text_b:
+        shape = jax.tree_util.tree_map(jnp.shape, args[1])
+        if shape not in self.traces_agree:  # a trace-time side effect shows on the first pair of traces
+            text_a = self._call("jit_consistency", "jax.jit(apply)", self._trace_text, *args)
+            text_b = self._call("jit_consistency", "jax.jit(apply)", self._trace_text, *args)
+            self.traces_agree[shape] = text_a == text_b
+        if not self.traces_agree[shape]:
             raise _Violation("determinism", "two traces of jax.jit(apply) with the same inputs built different "
                                             "programs (constants or operations changed between traces)")
 
@@ -320,10 +324,11 @@ class _Checker:
             y_floats = [leaf for leaf in jax.tree_util.tree_leaves(y) if jnp.issubdtype(leaf.dtype, jnp.floating)]
             if not floats or not y_floats:
                 return
-            wide64 = all(leaf.dtype == jnp.float64 for leaf in y_floats)
-            steps = (1e-3, 1e-4, 1e-5) if wide64 else (3e-2, 1e-2, 3e-3)
-            eps = float(jnp.finfo(jnp.float64 if wide64 else jnp.float32).eps)
-            rtol = 1e-3 if wide64 else 2e-2
+            # Steps around eps ** (1/3), where central differences balance truncation and rounding
+            # errors, for the least precise output (float64 unless the layer narrows it).
+            eps = max(float(jnp.finfo(leaf.dtype).eps) for leaf in y_floats)
+            steps = tuple(min(0.1, k * eps ** (1 / 3)) for k in (10.0, 1.0, 0.1))
+            rtol = 1e-3 if eps < 1e-10 else 1e-2 if eps < 1e-6 else 0.15
             proj = [gen.standard_normal(leaf.shape) for leaf in y_floats]
             direction = [gen.standard_normal(np.shape(f)) for f in floats]
             norm = np.sqrt(sum(np.sum(d * d) for d in direction))
@@ -358,11 +363,6 @@ class _Checker:
 
 
 # --------------------------------------------------------------------------- the entry point
-
-def _explicit_shape(input_shape, batch_sizes, dim_sizes):
-    batch = next((b for b in batch_sizes if b > 1), batch_sizes[0])
-    return strategies.fill_shape(input_shape, batch, dim_sizes[-1])
-
 
 def _find_violation(error):
     if isinstance(error, PropertyViolation):
@@ -433,7 +433,10 @@ def check_layer(layer, input_shape, *, dtype=jnp.float32, batch_independent: boo
                                     f"{shape_str(shape)} ({dt}, seed {seed}): {v.detail} "
                                     f"[hint: {_HINTS[v.property]}]") from v.__cause__
 
+    # No 'explain' phase: it reruns dozens of variations of the failing example, and the
+    # message already says where the outputs disagree.
     overrides = {"deadline": None, "database": None, "report_multiple_bugs": False,
+                 "phases": [p for p in settings.default.phases if p is not Phase.explain],
                  "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large,
                                            HealthCheck.nested_given, HealthCheck.differing_executors]}
     if max_examples is not None:
@@ -442,7 +445,6 @@ def check_layer(layer, input_shape, *, dtype=jnp.float32, batch_independent: boo
 
     @settings(**overrides)
     @given(case=cases)
-    @example(case=(_explicit_shape(input_shape, batch_sizes, dim_sizes), 0))
     def property_test(case):
         run(*case)
 

@@ -52,11 +52,11 @@ class FitResult(NamedTuple):
 
 
 class NonFiniteLossError(FloatingPointError):
-    """fit met a NaN or Inf loss (or update); nothing after it was applied.
+    """fit met a NaN or Inf loss; neither that step nor any after it was applied.
 
-    ``params``, ``state`` and ``opt_state`` are those before the failing step (all
-    finite); ``history`` holds the completed epochs; ``epoch`` and ``step`` (from 1)
-    locate the failure.
+    ``params``, ``state`` and ``opt_state`` are those from before the failing step (the
+    message says whether every param is finite); ``history`` holds the completed
+    epochs; ``epoch`` and ``step`` (from 1) locate the failure.
     """
 
 
@@ -221,13 +221,6 @@ def _logs(prog, totals, count, prefix=""):
     return logs
 
 
-def _copy_tree(tree):
-    return jax.tree_util.tree_map(jnp.copy, tree)
-
-
-_fresh_copy = jax.jit(_copy_tree)
-
-
 def fit(model, params, x, y, *, loss, optimizer, epochs, batch_size, seed=0, validation_data=None,
         validation_split=0.0, metrics=(), callbacks=(), state=None, verbose=1, shuffle=True, frozen=(),
         resume_from=None, mesh=None, scan_epoch="auto", stop_on_nonfinite=True) -> FitResult:
@@ -291,7 +284,7 @@ def fit(model, params, x, y, *, loss, optimizer, epochs, batch_size, seed=0, val
     full_steps, remainder = divmod(n, batch_size)
     steps = full_steps + (remainder > 0)
 
-    prog = program(model, loss, metrics, optimizer, frozen, mesh, stop_on_nonfinite)
+    prog = program(model, loss, metrics, optimizer, frozen, mesh)
     if state is None:
         state = initial_state(model, x)
     callbacks = [as_callback(c) for c in callbacks]
@@ -316,7 +309,11 @@ def fit(model, params, x, y, *, loss, optimizer, epochs, batch_size, seed=0, val
     chunk = _chunk_steps(full_steps) if progress.live and not per_step else None
     for epoch in range(run.epoch, epochs):
         started = time.perf_counter()
-        epoch_arg, lr_arg = np.int32(epoch), np.float32(run.lr_scale)
+        # On the device once per epoch, not once per jitted call.
+        epoch_arg, lr_arg = jax.device_put((np.int32(epoch), np.float32(run.lr_scale)))
+        # The epoch's first call does not donate `carry`: it stays valid for a replay after a
+        # non-finite loss, and the params that callbacks received last epoch stay alive.
+        snapshot = carry
         if per_step:
             carry = _per_step_epoch(prog, carry, data, epoch, epoch_arg, lr_arg, batch_size, full_steps,
                                     remainder, callbacks, progress, started, shuffle)
@@ -324,13 +321,16 @@ def fit(model, params, x, y, *, loss, optimizer, epochs, batch_size, seed=0, val
             carry = _chunked_epoch(prog, carry, data, epoch, epoch_arg, lr_arg, batch_size, full_steps,
                                    remainder, chunk, progress, started, shuffle)
         else:
-            carry = prog.run_steps(carry, data, None, epoch_arg, lr_arg, batch_size=batch_size,
-                                   num_steps=full_steps, remainder=remainder, start=True, shuffle=shuffle)
+            carry = prog.run_steps_keep(carry, data, None, epoch_arg, lr_arg, batch_size=batch_size,
+                                        num_steps=full_steps, remainder=remainder, start=True, shuffle=shuffle)
         val_sums = None if val is None else prog.evaluate_all(carry.params, carry.state, *val, batch_size=batch_size)
         totals, count, bad_step, bad_loss, val_sums = jax.device_get(
             (carry.totals, carry.count, carry.bad_step, carry.bad_loss, val_sums))
-        if bad_step >= 0:
-            raise _non_finite(carry, run, epoch, int(bad_step), float(bad_loss), steps)
+        if bad_step >= 0 and stop_on_nonfinite:
+            # Steps before the bad one are full batches: replay them from the epoch's start.
+            last_good = prog.run_steps_keep(snapshot, data, None, epoch_arg, lr_arg, batch_size=batch_size,
+                                            num_steps=int(bad_step), remainder=0, start=True, shuffle=shuffle)
+            raise _non_finite(last_good, run, epoch, int(bad_step), float(bad_loss), steps)
         logs = _logs(prog, totals, count)
         if val_sums is not None:
             logs.update(_logs(prog, *val_sums, prefix="val_"))
@@ -346,10 +346,6 @@ def fit(model, params, x, y, *, loss, optimizer, epochs, batch_size, seed=0, val
         for cb in callbacks:
             if callable(getattr(cb, "after_epoch", None)):
                 cb.after_epoch(run)
-        if callbacks:
-            # The buffers handed to callbacks must outlive the next (donating) epoch.
-            params_, opt_state_, state_ = _fresh_copy((run.params, run.opt_state, run.state))
-            carry = carry._replace(params=params_, opt_state=opt_state_, state=state_)
         if stop or run.stop:
             break
 
@@ -375,12 +371,14 @@ def _chunked_epoch(prog, carry, data, epoch, epoch_arg, lr_arg, batch_size, full
     perm = prog.permutation(data.key, epoch_arg, n=full_steps * batch_size + remainder, shuffle=shuffle)
     done = 0
     while full_steps - done > chunk:
-        carry = prog.run_steps(carry, data, perm, epoch_arg, lr_arg, batch_size=batch_size, num_steps=chunk,
-                               remainder=0, start=done == 0)
+        run_steps = prog.run_steps_keep if done == 0 else prog.run_steps
+        carry = run_steps(carry, data, perm, epoch_arg, lr_arg, batch_size=batch_size, num_steps=chunk,
+                          remainder=0, start=done == 0)
         done += chunk
         progress.update(epoch, done, time.perf_counter() - started, _running_logs(carry))
-    return prog.run_steps(carry, data, perm, epoch_arg, lr_arg, batch_size=batch_size,
-                          num_steps=full_steps - done, remainder=remainder, start=done == 0)
+    run_steps = prog.run_steps_keep if done == 0 else prog.run_steps
+    return run_steps(carry, data, perm, epoch_arg, lr_arg, batch_size=batch_size,
+                     num_steps=full_steps - done, remainder=remainder, start=done == 0)
 
 
 def _per_step_epoch(prog, carry, data, epoch, epoch_arg, lr_arg, batch_size, full_steps, remainder, callbacks,
@@ -391,9 +389,10 @@ def _per_step_epoch(prog, carry, data, epoch, epoch_arg, lr_arg, batch_size, ful
     total = full_steps + (remainder > 0)
     for step in range(total):
         is_last_partial = step == full_steps
-        carry = prog.run_steps(carry, data, perm, epoch_arg, lr_arg, batch_size=batch_size,
-                               num_steps=0 if is_last_partial else 1,
-                               remainder=remainder if is_last_partial else 0, start=step == 0)
+        run_steps = prog.run_steps_keep if step == 0 else prog.run_steps
+        carry = run_steps(carry, data, perm, epoch_arg, lr_arg, batch_size=batch_size,
+                          num_steps=0 if is_last_partial else 1,
+                          remainder=remainder if is_last_partial else 0, start=step == 0)
         if hooks:
             logs = _running_logs(carry)
             for hook in hooks:
@@ -405,13 +404,20 @@ def _per_step_epoch(prog, carry, data, epoch, epoch_arg, lr_arg, batch_size, ful
     return carry
 
 
+def _all_finite(tree) -> bool:
+    return all(bool(np.all(np.isfinite(leaf))) for leaf in jax.tree_util.tree_leaves(jax.device_get(tree))
+               if np.issubdtype(np.asarray(leaf).dtype, np.inexact))
+
+
 def _non_finite(carry, run, epoch, step, loss, steps):
-    what = (f"non-finite loss ({loss})" if not math.isfinite(loss)
-            else f"non-finite params after the update (loss {loss:.6g})")
+    finite = _all_finite(carry.params)
+    kept = ("error.params holds the params from before that step (all finite)" if finite else
+            "error.params holds the params from before that step, though an earlier update already made "
+            "some of them non-finite")
     error = NonFiniteLossError(
-        f"{what} at epoch {epoch + 1}/{run.epochs}, step {step + 1}/{steps}; training stopped. "
-        "error.params holds the last finite params (before that step). Try a lower learning rate, "
-        "or scale the inputs and targets (e.g. fnnet.data.StandardScaler).")
+        f"non-finite loss ({loss}) at epoch {epoch + 1}/{run.epochs}, step {step + 1}/{steps}; training "
+        f"stopped. {kept}. Try a lower learning rate, or scale the inputs and targets "
+        "(e.g. fnnet.StandardScaler).")
     error.params, error.state, error.opt_state = carry.params, carry.state, carry.opt_state
     error.history, error.epoch, error.step = run.history, epoch + 1, step + 1
     return error

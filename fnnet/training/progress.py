@@ -28,12 +28,14 @@ def format_value(value: float) -> str:
 
 
 def format_seconds(seconds: float) -> str:
-    """``0.4s``, ``12s`` or ``2m 05s``.
+    """``35ms``, ``0.4s``, ``12s`` or ``2m 05s``.
 
     >>> from fnnet.training.progress import format_seconds
-    >>> format_seconds(0.43), format_seconds(12.3), format_seconds(125)
-    ('0.4s', '12s', '2m 05s')
+    >>> format_seconds(0.035), format_seconds(0.43), format_seconds(12.3), format_seconds(125)
+    ('35ms', '0.4s', '12s', '2m 05s')
     """
+    if seconds < 0.1:
+        return f"{seconds * 1e3:.0f}ms"
     if seconds < 10:
         return f"{seconds:.1f}s"
     if seconds < 60:

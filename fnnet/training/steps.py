@@ -11,10 +11,11 @@ the sum over all examples divided by their count, so the last partial batch (run
 own step with its true size, never padded: BatchNorm must not see padding rows) weighs
 exactly its share. Evaluation pads its last batch and masks the padded rows.
 
-Non-finite guard: a step whose loss or updated params are not finite is not applied
-(params, optimizer and model state keep their previous values, selected with
-``jnp.where``) and its index is recorded; later steps of the epoch are skipped the same
-way. The loop reads the record once per epoch, so there is no host sync per step.
+Non-finite guard: the first step of an epoch whose loss is not finite is recorded (its
+index and loss, two scalars in the carry); the loop reads the record once per epoch, so
+there is no host sync per step. The first jitted call of each epoch does not donate its
+input, which therefore stays valid: on a bad step the loop replays the epoch from it up
+to that step to recover the last finite params exactly, at no cost to healthy epochs.
 """
 
 from __future__ import annotations
@@ -54,16 +55,6 @@ class EpochData(NamedTuple):
     key: jax.Array
 
 
-def _tree_where(ok, new, old):
-    return jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)
-
-
-def _all_finite(tree):
-    leaves = [jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree_util.tree_leaves(tree)
-              if jnp.issubdtype(leaf.dtype, jnp.inexact)]
-    return jnp.all(jnp.stack(leaves)) if leaves else jnp.bool_(True)
-
-
 def _rows(tree, index):
     return jax.tree_util.tree_map(lambda a: a[index], tree)
 
@@ -76,7 +67,7 @@ def epoch_keys(key, epoch):
 class Program:
     """The compiled functions of one training configuration (see :func:`program`)."""
 
-    def __init__(self, model, loss, metrics, optimizer, frozen, mesh, guard):
+    def __init__(self, model, loss, metrics, optimizer, frozen, mesh):
         self.model = as_layer(model)
         self.loss = get_loss(loss)
         self.metrics = get_metrics(metrics, self.loss)
@@ -85,12 +76,13 @@ class Program:
             tx = freeze(tx, None, frozen)
         self.optimizer = tx
         self.mesh = mesh
-        self.guard = guard
         self.keys = ("loss",) + tuple(m.name for m in self.metrics)
         self.init_opt_state = jax.jit(self._init_opt_state)
         self.permutation = jax.jit(self._permutation, static_argnames=("n", "shuffle"))
-        self.run_steps = jax.jit(self._run_steps, donate_argnums=(0,),
-                                 static_argnames=("batch_size", "num_steps", "remainder", "start", "shuffle"))
+        statics = ("batch_size", "num_steps", "remainder", "start", "shuffle")
+        # Later calls of an epoch donate the carry; the first keeps its input (see above).
+        self.run_steps = jax.jit(self._run_steps, donate_argnums=(0,), static_argnames=statics)
+        self.run_steps_keep = jax.jit(self._run_steps, static_argnames=statics)
         self.evaluate_all = jax.jit(self._evaluate_all, static_argnames=("batch_size",))
         self.evaluate_batch = jax.jit(self._evaluate_batch)
         self.predict_batch = jax.jit(self._predict_batch)
@@ -139,17 +131,13 @@ class Program:
         sums = {"loss": jnp.sum(per_example)}
         sums.update({m.name: jnp.sum(m.per_example(yb, y_pred)) for m in self.metrics})
         rows = jnp.float32(jax.tree_util.tree_leaves(yb)[0].shape[0])
-        if not self.guard:
-            totals = {k: carry.totals[k] + sums[k] for k in self.keys}
-            return Carry(params, opt_state, new_state, totals, carry.count + rows, carry.step + 1,
-                         carry.bad_step, carry.bad_loss)
-        healthy = carry.bad_step < 0
-        ok = healthy & jnp.isfinite(value) & _all_finite(params)
-        first_bad = healthy & ~ok
-        totals = {k: carry.totals[k] + jnp.where(ok, sums[k], 0.0) for k in self.keys}
-        return Carry(_tree_where(ok, params, carry.params), _tree_where(ok, opt_state, carry.opt_state),
-                     _tree_where(ok, new_state, carry.state), totals, carry.count + jnp.where(ok, rows, 0.0),
-                     carry.step + 1, jnp.where(first_bad, carry.step, carry.bad_step),
+        totals = {k: carry.totals[k] + sums[k] for k in self.keys}
+        # Only scalars here: selecting old params with jnp.where after a bad step made XLA
+        # copy params and optimizer state every step (~30% of a step). The loop replays the
+        # epoch up to the bad step instead, from the epoch's first, undonated input.
+        first_bad = (carry.bad_step < 0) & ~jnp.isfinite(value)
+        return Carry(params, opt_state, new_state, totals, carry.count + rows, carry.step + 1,
+                     jnp.where(first_bad, carry.step, carry.bad_step),
                      jnp.where(first_bad, value.astype(jnp.float32), carry.bad_loss))
 
     def _run_steps(self, carry: Carry, data: EpochData, perm, epoch, lr_scale, *, batch_size, num_steps,
@@ -225,22 +213,23 @@ def _hashable(value):
 
 
 @functools.lru_cache(maxsize=32)
-def _cached_program(model, loss, metrics, optimizer, frozen, mesh, guard):
-    return Program(model, loss, metrics, optimizer, frozen, mesh, guard)
+def _cached_program(model, loss, metrics, optimizer, frozen, mesh):
+    return Program(model, loss, metrics, optimizer, frozen, mesh)
 
 
-def program(model, loss="mse", metrics=(), optimizer="sgd", frozen=(), mesh=None, guard=True) -> Program:
+def program(model, loss="mse", metrics=(), optimizer="sgd", frozen=(), mesh=None) -> Program:
     """The (cached) :class:`Program` for a training configuration.
 
     Configurations given by names, or by the same callables and optax objects as before,
     reuse the compiled functions of an earlier call.
 
     >>> import fnnet
-    >>> p = program(fnnet.Dense(1), 'mse', ['mae'], 'adam')
-    >>> p is program(fnnet.Dense(1), 'mse', ['mae'], 'adam'), p.keys
-    (False, ('loss', 'mae'))
+    >>> model = fnnet.Dense(1)
+    >>> p = program(model, 'mse', ['mae'], 'adam')
+    >>> p is program(model, 'mse', ['mae'], 'adam'), p.keys
+    (True, ('loss', 'mae'))
     """
-    args = (model, loss, _hashable(metrics), optimizer, _hashable(frozen), mesh, guard)
+    args = (model, loss, _hashable(metrics), optimizer, _hashable(frozen), mesh)
     try:
         return _cached_program(*args)
     except TypeError:  # something unhashable: build without the cache

@@ -1,0 +1,112 @@
+"""The layer contract (fnnet.testing.check_layer) for every built-in layer and combinator.
+
+Each case declares how the layer departs from the defaults: batch-coupled layers
+(BatchNorm training, Dropout training) say ``batch_independent=False``; integer inputs
+say their value range; layers with state get it from ``fnnet.init_with_state``.
+Layers with the same input shape and no params are grouped with ``FanOut``/``parallel``
+so that one check (one set of compilations) covers several; a failure names its output.
+"""
+
+import jax.numpy as jnp
+import pytest
+from hypothesis import HealthCheck, given, settings
+from jax.example_libraries import stax
+
+import fnnet
+from fnnet.testing import check_layer, strategies
+
+
+def side_by_side(*layers):
+    """One layer running ``layers`` on copies of its input; outputs as a tuple."""
+    return fnnet.serial(fnnet.FanOut(len(layers)), fnnet.parallel(*layers))
+
+
+STAX_SINGLETONS = [fnnet.Tanh, fnnet.Relu, fnnet.Exp, fnnet.LogSoftmax, fnnet.Softmax, fnnet.Softplus,
+                   fnnet.Sigmoid, fnnet.Elu, fnnet.LeakyRelu, fnnet.Selu, fnnet.Gelu]
+SEQUENCE = (-1, -1, 3)  # (batch, time, features): both unknowns are drawn
+TRAIN = {"train": True, "batch_independent": False}
+
+# (id, layer factory, input shape, check_layer flags)
+CASES = [
+    # dense and element-wise
+    ("Dense", lambda: fnnet.Dense(3), (-1, 4), {}),
+    ("Dense relu no bias rank 3", lambda: fnnet.Dense(4, activation="relu", use_bias=False), (-1, 2, 3), {}),
+    ("stax activation singletons", lambda: side_by_side(*STAX_SINGLETONS), (-1, 4), {}),
+    ("Activation by Keras name", lambda: side_by_side(*map(fnnet.Activation, fnnet.ACTIVATIONS)), (-1, 4), {}),
+    ("elementwise and Lambda", lambda: side_by_side(fnnet.elementwise(jnp.square),
+                                                    fnnet.Lambda(lambda x: 2 * x[:, ::-1], name="flip")),
+     (-1, 3), {}),
+    ("Identity", lambda: fnnet.Identity, (-1, 3), {}),
+    # convolutions
+    ("Conv", lambda: fnnet.Conv(3, (2, 2)), (-1, 4, 4, 2), {}),
+    ("Conv2D same strided tanh", lambda: fnnet.Conv2D(2, 3, strides=2, padding="same", activation="tanh"),
+     (-1, 5, 5, 1), {}),
+    ("Conv1D", lambda: fnnet.Conv1D(3, 2), (-1, 5, 2), {}),
+    ("GeneralConv NCHW", lambda: fnnet.GeneralConv(("NCHW", "OIHW", "NCHW"), 2, (3, 3), strides=(2, 2),
+                                                   padding="SAME"), (-1, 1, 5, 5), {}),
+    ("ConvTranspose", lambda: fnnet.ConvTranspose(2, (2, 2), strides=(2, 2)), (-1, 3, 3, 2), {}),
+    ("GeneralConvTranspose NCHW", lambda: fnnet.GeneralConvTranspose(("NCHW", "OIHW", "NCHW"), 2, (2, 2)),
+     (-1, 1, 3, 3), {}),
+    ("Conv1DTranspose", lambda: fnnet.Conv1DTranspose(2, (3,)), (-1, 4, 2), {}),
+    # pooling and reshaping
+    ("2-D pooling", lambda: side_by_side(fnnet.MaxPool((2, 2), strides=(2, 2)), fnnet.AvgPool((3, 3), padding="SAME"),
+                                         fnnet.SumPool((2, 2)), fnnet.MaxPooling2D(), fnnet.AveragePooling2D(),
+                                         fnnet.GlobalAveragePooling2D(), fnnet.GlobalMaxPooling2D()),
+     (-1, 4, 4, 2), {}),
+    ("MaxPool NCHW", lambda: fnnet.MaxPool((2, 2), spec="NCHW"), (-1, 2, 3, 3), {}),
+    ("1-D pooling", lambda: side_by_side(fnnet.MaxPooling1D(2), fnnet.AveragePooling1D(2, padding="same"),
+                                         fnnet.SumPool((2,)), fnnet.GlobalAveragePooling1D(),
+                                         fnnet.GlobalMaxPooling1D()), (-1, 5, 2), {}),
+    ("Flatten and Reshape", lambda: side_by_side(fnnet.Flatten, fnnet.Reshape((3, -1))), (-1, 2, 3), {}),
+    # normalisation and dropout
+    ("LayerNorm", lambda: fnnet.LayerNorm(), (-1, 4), {}),
+    ("LayerNorm two axes", lambda: fnnet.LayerNorm(axis=(1, 2)), (-1, 2, 3), {}),
+    ("BatchNorm eval", lambda: fnnet.BatchNorm(), (-1, 3), {}),
+    ("BatchNorm eval images", lambda: fnnet.BatchNorm(), (-1, 3, 3, 2), {}),
+    ("BatchNorm train", lambda: fnnet.BatchNorm(), (-1, 3), TRAIN),
+    ("Dropout eval", lambda: fnnet.Dropout(0.5), (-1, 3), {}),
+    ("Dropout train", lambda: fnnet.Dropout(0.5), (-1, 3), TRAIN),
+    # combinators
+    ("serial MLP", lambda: fnnet.serial(fnnet.Dense(8), fnnet.Relu, fnnet.Dense(2)), (-1, 3), {}),
+    ("serial with raw stax layers", lambda: fnnet.serial(stax.Dense(4), stax.Relu, fnnet.Dense(2), stax.Tanh),
+     (-1, 3), {}),
+    ("serial stax conv net", lambda: fnnet.serial(stax.Conv(2, (2, 2)), stax.Relu, stax.Flatten, stax.Dense(3)),
+     (-1, 3, 3, 1), {}),
+    ("serial with BatchNorm and Dropout, train",
+     lambda: fnnet.serial(fnnet.Dense(4), fnnet.BatchNorm(), fnnet.Relu, fnnet.Dropout(0.2), fnnet.Dense(1)),
+     (-1, 3), TRAIN),
+    ("parallel on a tuple of inputs", lambda: fnnet.parallel(fnnet.Dense(2), fnnet.Tanh), ((-1, 3), (-1, 4)), {}),
+    ("FanOut", lambda: fnnet.FanOut(3), (-1, 2), {}),
+    ("FanInSum", lambda: fnnet.FanInSum, ((-1, 3), (-1, 3)), {}),
+    ("FanInConcat", lambda: fnnet.FanInConcat(), ((-1, 3), (-1, 2)), {}),
+    ("FanInConcat time axis", lambda: fnnet.FanInConcat(axis=1), ((-1, 2, 3), (-1, 1, 3)), {}),
+    ("Residual", lambda: fnnet.Residual(fnnet.Dense(3), fnnet.Relu), (-1, 3), {}),
+    ("shape_dependent", lambda: fnnet.shape_dependent(lambda shape: fnnet.Dense(shape[-1] * 2)), (-1, 3), {}),
+    # sequences
+    ("Embedding", lambda: fnnet.Embedding(10, 3), (-1, -1), {"dtype": jnp.int32, "value_range": (0, 10)}),
+    ("Embedding masking into LSTM", lambda: fnnet.serial(fnnet.Embedding(6, 3, mask_zero=True), fnnet.LSTM(2)),
+     (-1, -1), {"dtype": jnp.int32, "value_range": (0, 6)}),
+    ("LSTM", lambda: fnnet.LSTM(4), SEQUENCE, {}),
+    ("LSTM sequences, states, backwards",
+     lambda: fnnet.LSTM(3, return_sequences=True, return_state=True, go_backwards=True), SEQUENCE, {}),
+    ("LSTM from initial states", lambda: fnnet.LSTM(2), ((-1, 4, 3), (-1, 2), (-1, 2)), {}),
+    ("GRU sequences", lambda: fnnet.GRU(3, return_sequences=True), SEQUENCE, {}),
+    ("GRU reset before", lambda: fnnet.GRU(2, reset_after=False, return_state=True), SEQUENCE, {}),
+    ("SimpleRNN", lambda: fnnet.SimpleRNN(3), SEQUENCE, {}),
+    ("Bidirectional LSTM", lambda: fnnet.Bidirectional(fnnet.LSTM(2, return_sequences=True)), SEQUENCE, {}),
+    ("Bidirectional GRU unmerged", lambda: fnnet.Bidirectional(fnnet.GRU(2), merge_mode=None), SEQUENCE, {}),
+    ("TimeDistributed Dense", lambda: fnnet.TimeDistributed(fnnet.Dense(2)), SEQUENCE, {}),
+    ("TimeDistributed Dropout, train", lambda: fnnet.TimeDistributed(fnnet.Dropout(0.5)), SEQUENCE, TRAIN),
+]
+
+
+@pytest.mark.parametrize("build, input_shape, flags", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_layer_contract(build, input_shape, flags):
+    check_layer(build(), input_shape, **flags)
+
+
+@settings(max_examples=3, suppress_health_check=[HealthCheck.nested_given, HealthCheck.too_slow])
+@given(strategies.layer_stacks())
+def test_random_stacks_in_combinators(stack):
+    model = fnnet.Residual(stack, fnnet.Dense(3))
+    check_layer(model, (-1, 3), max_examples=2)
