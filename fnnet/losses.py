@@ -37,11 +37,13 @@ def per_example_mean(values):
 
 
 def _aligned(y_true, y_pred, loss_name):
-    """``y_true`` shaped like ``y_pred``; (batch,) targets against (batch, 1) outputs are aligned.
+    """``(y_true, y_pred)`` as jax arrays, ``y_true`` shaped and typed like ``y_pred``.
+
+    (batch,) targets against (batch, 1) outputs, and the reverse, are aligned.
 
     Without this, ``(batch,) - (batch, 1)`` silently broadcasts to ``(batch, batch)``.
     """
-    y_true = jnp.asarray(y_true)
+    y_true, y_pred = jnp.asarray(y_true), jnp.asarray(y_pred)
     if y_true.ndim == y_pred.ndim - 1 and y_pred.shape[-1] == 1:
         y_true = y_true[..., None]
     elif y_pred.ndim == y_true.ndim - 1 and y_true.shape[-1] == 1:
@@ -49,7 +51,7 @@ def _aligned(y_true, y_pred, loss_name):
     if y_true.shape != y_pred.shape:
         raise ValueError(f"{loss_name}: y_true has shape {y_true.shape} but y_pred has shape {y_pred.shape}; "
                          "they must match (a trailing axis of size 1 may be missing on either side)")
-    return y_true.astype(y_pred.dtype)
+    return y_true.astype(y_pred.dtype), y_pred
 
 
 def mean_squared_error(y_true, y_pred):
@@ -59,7 +61,8 @@ def mean_squared_error(y_true, y_pred):
     >>> fnnet.losses.mean_squared_error(jnp.array([[1.0], [2.0]]), jnp.array([[1.0], [4.0]])).tolist()
     [0.0, 4.0]
     """
-    return per_example_mean(jnp.square(y_pred - _aligned(y_true, y_pred, "mean_squared_error")))
+    y_true, y_pred = _aligned(y_true, y_pred, "mean_squared_error")
+    return per_example_mean(jnp.square(y_pred - y_true))
 
 
 def mean_absolute_error(y_true, y_pred):
@@ -69,7 +72,8 @@ def mean_absolute_error(y_true, y_pred):
     >>> fnnet.losses.mean_absolute_error(jnp.array([1.0, 2.0]), jnp.array([[1.5], [1.0]])).tolist()
     [0.5, 1.0]
     """
-    return per_example_mean(jnp.abs(y_pred - _aligned(y_true, y_pred, "mean_absolute_error")))
+    y_true, y_pred = _aligned(y_true, y_pred, "mean_absolute_error")
+    return per_example_mean(jnp.abs(y_pred - y_true))
 
 
 def huber(y_true, y_pred, delta=1.0):
@@ -79,7 +83,7 @@ def huber(y_true, y_pred, delta=1.0):
     >>> fnnet.losses.huber(jnp.zeros(2), jnp.array([0.5, 3.0])).tolist()
     [0.125, 2.5]
     """
-    y_true = _aligned(y_true, y_pred, "huber")
+    y_true, y_pred = _aligned(y_true, y_pred, "huber")
     return per_example_mean(optax.losses.huber_loss(y_pred, y_true, delta=delta))
 
 
@@ -92,7 +96,7 @@ def binary_crossentropy(y_true, y_pred, from_logits=False):
     >>> [round(v, 4) for v in fnnet.losses.binary_crossentropy(jnp.array([1.0]), jnp.array([0.0]), from_logits=True).tolist()]
     [0.6931]
     """
-    y_true = _aligned(y_true, y_pred, "binary_crossentropy")
+    y_true, y_pred = _aligned(y_true, y_pred, "binary_crossentropy")
     if from_logits:
         return per_example_mean(optax.sigmoid_binary_cross_entropy(y_pred, y_true))
     p = jnp.clip(y_pred, EPSILON, 1.0 - EPSILON)
@@ -110,7 +114,7 @@ def categorical_crossentropy(y_true, y_pred, from_logits=False):
     >>> [round(v, 4) for v in fnnet.losses.categorical_crossentropy(y, jnp.array([[0.25, 0.75]])).tolist()]
     [0.2877]
     """
-    y_true = _aligned(y_true, y_pred, "categorical_crossentropy")
+    y_true, y_pred = _aligned(y_true, y_pred, "categorical_crossentropy")
     if from_logits:
         return per_example_mean(optax.softmax_cross_entropy(y_pred, y_true))
     p = y_pred / jnp.sum(y_pred, axis=-1, keepdims=True)
@@ -120,6 +124,7 @@ def categorical_crossentropy(y_true, y_pred, from_logits=False):
 
 def _integer_labels(y_true, y_pred, name):
     y_true = jnp.asarray(y_true)
+    y_pred = jnp.asarray(y_pred)
     if y_true.ndim == y_pred.ndim and y_true.shape[-1] == 1:
         y_true = y_true[..., 0]
     if y_true.shape != y_pred.shape[:-1]:
@@ -135,6 +140,7 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False):
     >>> [round(v, 4) for v in fnnet.losses.sparse_categorical_crossentropy(jnp.array([1]), jnp.array([[0.25, 0.75]])).tolist()]
     [0.2877]
     """
+    y_pred = jnp.asarray(y_pred)
     labels = _integer_labels(y_true, y_pred, "sparse_categorical_crossentropy")
     if from_logits:
         return per_example_mean(optax.softmax_cross_entropy_with_integer_labels(y_pred, labels))

@@ -104,7 +104,7 @@ def _check_same_features(train_x, query_x, query_name="query_x"):
 
 
 def _check_targets(train_y, n_train: int):
-    y = train_y if _is_traced(train_y) else np.asarray(train_y)
+    y = np.asarray(train_y)
     if y.ndim not in (1, 2):
         raise ValueError(f"train_y must be 1-D (one value per training row) or 2-D (rows, "
                          f"outputs), got shape {tuple(y.shape)}")
@@ -183,8 +183,12 @@ def _average(neighbor_targets, distances, *, weights):
 
 
 def _float_targets(y):
-    dtype = _float_dtype(y.dtype)
-    return y.astype(dtype) if _is_traced(y) else np.asarray(y, dtype=dtype)
+    """Targets as floats of the computation's precision, checked for NaN."""
+    if y.dtype.kind not in "biuf":
+        raise ValueError(f"train_y must be numeric for regression, got dtype {y.dtype}")
+    y = np.asarray(y, dtype=_float_dtype(y.dtype))
+    _check_finite("train_y", y)
+    return y
 
 
 def _class_labels(name, labels):
@@ -292,15 +296,13 @@ def regress(train_x, train_y, query_x, k=5, metric="euclidean", weights="uniform
     train_x, query_x, k = _checked(train_x, query_x, k, metric)
     _check_weights(weights)
     targets = _float_targets(_check_targets(train_y, train_x.shape[0]))
-    if not _is_traced(targets):
-        _check_finite("train_y", targets)
     distances, indices = _nearest(train_x, query_x, k, metric, max_block_bytes)
     return _average(targets[np.asarray(indices)], distances, weights=weights)
 
 
 # ----------------------------------------------------------------------- layer style
 
-def _knn_layer(kind, train_x, k, metric, weights, params, predict):
+def _knn_layer(kind, key, train_x, k, metric, weights, params, predict):
     """A leaf layer holding the (already checked) training set in its params."""
     _check_metric(metric)
     _check_weights(weights)
@@ -323,7 +325,7 @@ def _knn_layer(kind, train_x, k, metric, weights, params, predict):
         out = predict(p, distances, indices)
         return out.reshape(jnp.shape(x)[:-1] + out.shape[1:])
 
-    return leaf(f"{kind}(k={k})", forward, init_params)
+    return leaf(f"{kind}(k={k})", forward, init_params, key=key)
 
 
 def KNNClassifier(train_x, train_y, k=5, metric="euclidean", weights="uniform"):
@@ -363,7 +365,7 @@ def KNNClassifier(train_x, train_y, k=5, metric="euclidean", weights="uniform"):
         winners = _vote_codes(p["train_codes"][indices], distances, weights=weights, n_classes=len(classes))
         return p["classes"][winners]
 
-    return _knn_layer("KNNClassifier", train_x, k, metric, weights,
+    return _knn_layer("KNNClassifier", "knn_classifier", train_x, k, metric, weights,
                       {"train_codes": jnp.asarray(codes), "classes": jnp.asarray(classes)}, predict)
 
 
@@ -381,11 +383,9 @@ def KNNRegressor(train_x, train_y, k=5, metric="euclidean", weights="uniform"):
     """
     train_x = _as_matrix("train_x", train_x)
     targets = _float_targets(_check_targets(train_y, train_x.shape[0]))
-    if not _is_traced(targets):
-        _check_finite("train_y", targets)
 
     def predict(p, distances, indices):
         return _average(p["train_y"][indices], distances, weights=weights)
 
-    return _knn_layer("KNNRegressor", train_x, k, metric, weights, {"train_y": jnp.asarray(targets)},
+    return _knn_layer("KNNRegressor", "knn_regressor", train_x, k, metric, weights, {"train_y": jnp.asarray(targets)},
                       predict)

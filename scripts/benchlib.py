@@ -328,11 +328,11 @@ def format_table(title: str, rows: dict[str, dict], left_out: dict[str, str] | N
 
     ``rate(row) -> str`` adds a column (e.g. sequences/s) headed ``rate_header``.
 
-    >>> found = {"fnnet": Measurement(Contender("fnnet", None), times=[0.02], first_call_s=0.5)}
+    >>> found = {"fnnet": Measurement(Contender("fnnet", None), times=[0.02], first_call_s=1.5)}
     >>> print(format_table("demo", summarize(found), {"torch": "torch is not installed"}))
     demo
       contender  median   x fnnet  x fastest  first call  GFLOP/s  % peak  recompiles  note
-      fnnet      20.0 ms  1.00x    1.00x      0.50 s      -        -       0
+      fnnet      20.0 ms  1.00x    1.00x      1.50 s      -        -       0
       torch      skipped: torch is not installed
     """
     header = ["contender", "median", "x fnnet", "x fastest", "first call"]

@@ -2,6 +2,7 @@
 (scripts/benchlib.py): tiny sizes, one round; they check code paths and the JSON's
 shape, never speed."""
 
+import dataclasses
 import doctest
 import json
 import sys
@@ -133,16 +134,12 @@ def test_peer_contenders_build_and_run(peer, monkeypatch):
             pytest.skip("keras was imported earlier with another backend")
     contenders = [c for w in ("w1_epoch_b32", "w2_train_t80", "w2_infer_b64", "w3_knn_100k")
                   for c in bench.WORKLOADS[w].contenders(bench.TINY) if c.name.split()[0] == peer]
-    contenders = [dataclass_renamed(c, f"{i}:{c.name}") for i, c in enumerate(contenders)]
+    # Names must be unique within one measure() call; workloads reuse them.
+    contenders = [dataclasses.replace(c, name=f"{i}:{c.name}") for i, c in enumerate(contenders)]
     assert contenders, f"no contender for {peer}"
     found = benchlib.measure(contenders, rounds=1, settle=0)  # two calls each: donated buffers must survive
     assert benchlib.skipped(found) == {}
     assert all(m.times[0] > 0 for m in found.values())
-
-
-def dataclass_renamed(contender, name):
-    import dataclasses
-    return dataclasses.replace(contender, name=name)
 
 
 def test_skipped_class_is_an_exception_with_a_reason():

@@ -2,11 +2,9 @@
 
 import os
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
 
 import fnnet
 from fnnet import losses
@@ -90,7 +88,7 @@ def test_unknown_names_and_non_callables_are_clear_errors():
         fnnet.get_loss(3)
 
 
-@given(st.integers(1, 9), st.floats(0.1, 10.0))
+@pytest.mark.parametrize("rows, scale", [(1, 0.5), (3, 2.0), (8, 7.0)])
 def test_a_callable_batch_mean_is_recovered_exactly_from_its_per_example_values(rows, scale):
     x = scale * np.linspace(-1, 1, rows * 2, dtype=np.float32).reshape(rows, 2)
 
@@ -122,4 +120,3 @@ def test_losses_agree_with_keras():
     keras_logits = keras.losses.BinaryCrossentropy(from_logits=True)(Y_BIN, LOGITS_BIN)
     assert float(fnnet.get_loss("binary_crossentropy_from_logits")(Y_BIN, LOGITS_BIN)) == pytest.approx(
         float(keras_logits), rel=1e-5)
-    jax.clear_caches()
