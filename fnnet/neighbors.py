@@ -17,6 +17,10 @@ Note: scikit-learn's brute force keeps tied neighbours in the order its heaps le
 not always the lower index; where the k-th and (k+1)-th neighbours are equally far, its
 neighbour set (and so its prediction) may differ from ours, with identical distances.
 
+:func:`kneighbors` also runs inside ``jax.jit``; :func:`classify`, :func:`regress` and
+:func:`vote` handle labels on the host (any label type) and run eagerly; inside jitted
+code use the layers.
+
 Memory stays bounded: queries and training rows are processed in blocks so that no
 buffer of one query block exceeds ``max_block_bytes`` (see :mod:`fnnet._neighbors_search`);
 only the inputs themselves and O(N) copies of the training set scale with the data.
@@ -44,8 +48,8 @@ def _is_traced(x) -> bool:
 
 
 def _as_matrix(name: str, x):
-    """``x`` as a 2-D numeric array (numpy, or the tracer itself under jit), checked."""
-    if not _is_traced(x):
+    """``x`` as a checked 2-D numeric array: JAX arrays (and tracers) stay on their device."""
+    if not isinstance(x, jax.Array):
         x = np.asarray(x)
         if x.dtype.kind not in "biuf":
             try:
@@ -58,12 +62,16 @@ def _as_matrix(name: str, x):
         raise ValueError(f"{name} is empty: it has no rows (shape {tuple(x.shape)})")
     if x.shape[1] == 0:
         raise ValueError(f"{name} has no features (shape {tuple(x.shape)})")
-    if not _is_traced(x) and x.dtype.kind == "f":
+    if not _is_traced(x) and jnp.issubdtype(x.dtype, jnp.floating):
         _check_finite(name, x)
     return x
 
 
 def _check_finite(name: str, x):
+    """Raise naming the first NaN/infinite entry; JAX arrays are checked on their device."""
+    if isinstance(x, jax.Array) and bool(jnp.isfinite(x).all()):
+        return
+    x = np.asarray(x)
     finite = np.isfinite(x)
     if not finite.all():
         where = tuple(int(i) for i in np.argwhere(~finite)[0])
@@ -320,7 +328,7 @@ def _knn_layer(kind, key, train_x, k, metric, weights, params, predict):
         expect_last_dim(x, n_features)
         rows = jnp.reshape(x, (-1, n_features))  # inputs (..., features)
         if not _is_traced(rows):
-            _check_finite("inputs", np.asarray(rows))
+            _check_finite("inputs", rows)
         distances, indices = _nearest(p["train_x"], rows, k, metric, DEFAULT_BLOCK_BYTES)
         out = predict(p, distances, indices)
         return out.reshape(jnp.shape(x)[:-1] + out.shape[1:])

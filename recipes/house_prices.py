@@ -34,6 +34,7 @@ import re
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import jax
 import numpy as np
@@ -139,10 +140,13 @@ def drop_outliers(train: pd.DataFrame) -> pd.DataFrame:
     return train.loc[~outliers].reset_index(drop=True)
 
 
-def make_preprocessor() -> fnnet.TabularPreprocessor:
-    """The Ames preprocessing; numbers and categories not listed are inferred from dtypes."""
-    return fnnet.TabularPreprocessor(categorical=CATEGORICAL_CODES, ordinal=ORDINAL,
-                                     none_when_missing=NONE_WHEN_MISSING, ignore=[ID, TARGET])
+def make_preprocessor(columns) -> fnnet.TabularPreprocessor:
+    """The Ames preprocessing for a table with ``columns``; other columns' kinds come from dtypes."""
+    columns = set(columns)
+    return fnnet.TabularPreprocessor(
+        categorical=[c for c in CATEGORICAL_CODES if c in columns],
+        ordinal={c: levels for c, levels in ORDINAL.items() if c in columns},
+        none_when_missing=[c for c in NONE_WHEN_MISSING if c in columns], ignore=[ID, TARGET])
 
 
 def split_rows(n: int, val_fraction: float, seed: int):
@@ -181,13 +185,95 @@ def rmse(a, b) -> float:
     return float(np.sqrt(np.mean((np.asarray(a, float) - np.asarray(b, float)) ** 2)))
 
 
-# -------------------------------------------------------------------------- model
+# ------------------------------------------------------------------------ features
+
+class Features(NamedTuple):
+    """Preprocessing fit on some training houses, and the target's standardisation."""
+
+    prep: fnnet.TabularPreprocessor
+    log_price_mean: float
+    log_price_scale: float
+
+    @classmethod
+    def fit(cls, train: pd.DataFrame) -> "Features":
+        log_price = log_prices(train)
+        prep = make_preprocessor(add_features(train).columns).fit(add_features(train))
+        return cls(prep, float(log_price.mean()), float(log_price.std()))
+
+    def x(self, table: pd.DataFrame, source="table") -> np.ndarray:
+        try:
+            return self.prep.transform(add_features(table))
+        except ValueError as e:
+            raise SystemExit(f"error: {source}: {e}") from None
+
+    def y(self, table: pd.DataFrame) -> np.ndarray:
+        return ((log_prices(table) - self.log_price_mean) / self.log_price_scale).astype(np.float32)[:, None]
+
+    def log_price(self, y) -> np.ndarray:
+        return np.asarray(y, float)[:, 0] * self.log_price_scale + self.log_price_mean
+
+    def metadata(self) -> dict:
+        return {"preprocessor": self.prep.to_config(), "log_price_mean": self.log_price_mean,
+                "log_price_scale": self.log_price_scale}
+
+
+def log_prices(table) -> np.ndarray:
+    prices = pd.to_numeric(table[TARGET], errors="coerce").to_numpy(float)
+    if not np.all(np.isfinite(prices) & (prices > 0)):
+        raise SystemExit(f"error: column {TARGET!r} must hold a positive price in every training row")
+    return np.log(prices)
+
+
+# --------------------------------------------------------------------------- model
 
 def build_member(dropout: float):
     """The tutorial's MLP, with optional dropout after each hidden layer."""
     drop = [fnnet.Dropout(dropout)] if dropout > 0 else []
     return fnnet.serial(fnnet.Dense(400), fnnet.Relu, *drop, fnnet.Dense(200), fnnet.Relu, *drop, fnnet.Dense(1))
 
+
+def train_ensemble(args, x, y, *, validation=None, epochs=None, verbose=0):
+    """Train ``args.ensemble`` members at once; with ``validation``, stop early and keep the best epoch.
+
+    Returns ``(fit result, best epoch counted from 1)``.
+    """
+    member = build_member(args.dropout)
+    ensemble = fnnet.Ensemble(member, args.ensemble)
+    _, params = ensemble.init(jax.random.PRNGKey(args.seed), (-1, x.shape[1]))
+    stop = fnnet.EarlyStopping(monitor="val_loss", patience=args.patience, restore_best=True)
+    result = fnnet.fit(ensemble, params, x, y, loss=fnnet.ensemble_loss("mse"),
+                       optimizer=optax.adamw(args.learning_rate, weight_decay=args.weight_decay),
+                       epochs=epochs or args.epochs, batch_size=args.batch_size, seed=args.seed,
+                       validation_data=validation, callbacks=[stop] if validation else [], verbose=verbose)
+    best_epoch = len(result.history["loss"]) if stop.best_epoch is None else stop.best_epoch + 1
+    return result, best_epoch
+
+
+def averaging_model(args):
+    """The trained ensemble as one model predicting the members' mean (same params)."""
+    return fnnet.Ensemble(build_member(args.dropout), args.ensemble, reduce="mean")
+
+
+def predict_prices(model_dir, table: pd.DataFrame) -> np.ndarray:
+    """Prices for a Kaggle-format table from a model saved with ``--save-model``.
+
+    The saved metadata holds the fitted preprocessing, so this needs nothing but the folder.
+    """
+    model, params, state = fnnet.load_model(model_dir)
+    meta = fnnet.load_model_metadata(model_dir)
+    features = Features(fnnet.TabularPreprocessor.from_config(meta["preprocessor"]),
+                        meta["log_price_mean"], meta["log_price_scale"])
+    y = fnnet.predict(model, params, features.x(table, source=str(model_dir)), state=state)
+    return np.exp(features.log_price(y))
+
+
+def write_submission(path, ids, prices):
+    """Kaggle's format: header ``Id,SalePrice``, one row per test house."""
+    pd.DataFrame({ID: np.asarray(ids), TARGET: np.asarray(prices, float)}).to_csv(path, index=False,
+                                                                             float_format="%.2f")
+
+
+# ----------------------------------------------------------------------------- CLI
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog="python -m recipes.house_prices", description=__doc__.split("\n\n")[0])
@@ -196,7 +282,7 @@ def parse_args(argv=None):
     data.add_argument("--test", help="Kaggle test.csv to predict (default with no --train: the held-out "
                                      "20%% of the Ames data)")
     data.add_argument("--val-fraction", type=float, default=0.2,
-                      help="share of the training rows held out for validation and early stopping")
+                      help="share of the training houses held out for validation and early stopping")
     model = parser.add_argument_group("model and training")
     model.add_argument("--ensemble", type=int, default=5, metavar="K", help="networks trained together")
     model.add_argument("--epochs", type=int, default=200, help="most epochs (early stopping usually ends sooner)")
@@ -205,9 +291,12 @@ def parse_args(argv=None):
     model.add_argument("--learning-rate", type=float, default=1e-3)
     model.add_argument("--weight-decay", type=float, default=1e-2, help="AdamW's decoupled weight decay")
     model.add_argument("--dropout", type=float, default=0.1, help="dropout rate after each hidden layer")
+    model.add_argument("--refit", action=argparse.BooleanOptionalAction, default=False,
+                       help="after early stopping, train again on all training houses for the best "
+                            "number of epochs; the test predictions and saved model come from that")
     model.add_argument("--seed", type=int, default=0, help="seeds the data split, initialisation and shuffling")
     out = parser.add_argument_group("outputs")
-    out.add_argument("--submission", help="write a Kaggle submission CSV (Id,SalePrice) for --test")
+    out.add_argument("--submission", help="write a Kaggle submission CSV (Id,SalePrice) for the test houses")
     out.add_argument("--metrics-out", help="write the metrics as JSON")
     out.add_argument("--plot", help="write the training/validation loss curves as a PNG")
     out.add_argument("--save-model", metavar="DIR", help="save the trained ensemble and its preprocessing")
@@ -215,90 +304,84 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if not 0.0 < args.val_fraction < 1.0:
         parser.error(f"--val-fraction must be between 0 and 1, got {args.val_fraction}")
+    if args.ensemble < 1 or args.epochs < 1 or args.batch_size < 1:
+        parser.error("--ensemble, --epochs and --batch-size must be positive")
     if args.test and not args.train:
         parser.error("--test needs --train (the default data set brings its own test houses)")
-    if args.submission and not (args.test or not args.train):
+    if args.submission and args.train and not args.test:
         parser.error("--submission needs --test")
     return args
 
 
 def load_tables(args):
-    """``(train, test)`` frames in Kaggle's format; ``test`` is None when there is none."""
+    """``(train, test, test source)`` in Kaggle's format; ``test`` is None when there is none."""
     if args.train:
         train = read_csv(args.train, needs=[ID, TARGET, "GrLivArea"])
         test = read_csv(args.test, needs=[ID]) if args.test else None
-        return train, test
-    return default_ames(args.seed)
-
-
-def log_prices(frame) -> np.ndarray:
-    prices = pd.to_numeric(frame[TARGET], errors="coerce").to_numpy(float)
-    if not np.all(np.isfinite(prices) & (prices > 0)):
-        raise SystemExit(f"error: column {TARGET!r} must hold positive prices in every training row")
-    return np.log(prices)
+        return train, test, args.test
+    train, test = default_ames(args.seed)
+    return train, test, "the Ames test split"
 
 
 def main(argv=None) -> dict:
+    """Run the recipe; returns the metrics (also written by ``--metrics-out``)."""
     args = parse_args(argv)
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
-    train_table, test_table = load_tables(args)
+    train_table, test_table, test_source = load_tables(args)
     fit_rows, val_rows = split_rows(len(train_table), args.val_fraction, args.seed)
     fit_table = drop_outliers(train_table.iloc[fit_rows])
     val_table = train_table.iloc[val_rows].reset_index(drop=True)
     say(f"{len(fit_table)} training houses ({len(fit_rows) - len(fit_table)} outliers dropped), "
         f"{len(val_table)} validation houses")
 
-    prep = make_preprocessor().fit(add_features(fit_table))
-    x_fit, x_val = prep.transform(add_features(fit_table)), prep.transform(add_features(val_table))
-    y_fit, y_val = log_prices(fit_table), log_prices(val_table)
-    y_mean, y_scale = float(y_fit.mean()), float(y_fit.std())
-
-    def to_target(log_price):
-        return ((log_price - y_mean) / y_scale).astype(np.float32)[:, None]
-
-    ridge, alpha = ridge_fit(x_fit.astype(float), y_fit)
-    ridge_rmsle = rmse(ridge(x_val.astype(float)), y_val)
-
-    member = build_member(args.dropout)
-    trained = fnnet.Ensemble(member, args.ensemble)
-    averaged = fnnet.Ensemble(member, args.ensemble, reduce="mean")
+    features = Features.fit(fit_table)
+    x_fit, x_val = features.x(fit_table, args.train or "train"), features.x(val_table, args.train or "train")
+    if test_table is not None:
+        features.x(test_table, test_source)  # a malformed test file fails now, not after training
+    ridge, alpha = ridge_fit(x_fit.astype(float), log_prices(fit_table))
     input_shape = (-1, x_fit.shape[1])
-    _, params = trained.init(jax.random.PRNGKey(args.seed), input_shape)
-    say(fnnet.summary(member, input_shape))
-    say(fnnet.summary(averaged, input_shape))
+    say(fnnet.summary(build_member(args.dropout), input_shape))
+    say(fnnet.summary(averaging_model(args), input_shape))
 
-    stop = fnnet.EarlyStopping(monitor="val_loss", patience=args.patience, restore_best=True)
     started = time.perf_counter()
-    result = fnnet.fit(trained, params, x_fit, to_target(y_fit), loss=fnnet.ensemble_loss("mse"),
-                       optimizer=optax.adamw(args.learning_rate, weight_decay=args.weight_decay),
-                       epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-                       validation_data=(x_val, to_target(y_val)), callbacks=[stop],
-                       verbose=0 if args.quiet else 1)
+    result, best_epoch = train_ensemble(args, x_fit, features.y(fit_table),
+                                        validation=(x_val, features.y(val_table)), verbose=0 if args.quiet else 1)
     train_seconds = time.perf_counter() - started
-
-    def predict_log_price(x):
-        return np.asarray(fnnet.predict(averaged, result.params, x), float)[:, 0] * y_scale + y_mean
-
-    val_log_pred = predict_log_price(x_val)
+    val_log_pred = features.log_price(fnnet.predict(averaging_model(args), result.params, x_val))
     metrics = {
-        "val_rmse": rmse(np.exp(val_log_pred), np.exp(y_val)),
-        "val_rmsle": rmse(val_log_pred, y_val),
+        "val_rmse": rmse(np.exp(val_log_pred), np.exp(log_prices(val_table))),
+        "val_rmsle": rmse(val_log_pred, log_prices(val_table)),
         "n_params": fnnet.count_params(result.params),
-        "train_seconds": round(train_seconds, 2),
+        "train_seconds": 0.0,
         "n_train": len(fit_table),
         "n_val": len(val_table),
+        "n_features": x_fit.shape[1],
         "ensemble_size": args.ensemble,
+        "best_epoch": best_epoch,
         "epochs_run": len(result.history["loss"]),
-        "best_epoch": None if stop.best_epoch is None else stop.best_epoch + 1,
-        "ridge_val_rmsle": ridge_rmsle,
+        "ridge_val_rmsle": rmse(ridge(x_val.astype(float)), log_prices(val_table)),
         "ridge_alpha": alpha,
+        "refit": bool(args.refit),
         "seed": args.seed,
     }
+    history, validated = result.history, features
+    if args.refit:
+        all_table = drop_outliers(train_table)
+        features = Features.fit(all_table)
+        say(f"Refitting on all {len(all_table)} training houses for {best_epoch} epochs")
+        started = time.perf_counter()
+        result, _ = train_ensemble(args, features.x(all_table, args.train or "train"), features.y(all_table),
+                                   epochs=best_epoch, verbose=0 if args.quiet else 1)
+        train_seconds += time.perf_counter() - started
+        metrics["n_refit"] = len(all_table)
+    metrics["train_seconds"] = round(train_seconds, 2)
+
     if test_table is not None:
-        test_log_pred = predict_log_price(prep.transform(add_features(test_table)))
+        x_test = features.x(test_table, test_source)
+        test_log_pred = features.log_price(fnnet.predict(averaging_model(args), result.params, x_test))
         if TARGET in test_table:  # the default data set knows its test prices
             metrics["test_rmsle"] = rmse(test_log_pred, log_prices(test_table))
-            metrics["ridge_test_rmsle"] = rmse(ridge(prep.transform(add_features(test_table)).astype(float)),
+            metrics["ridge_test_rmsle"] = rmse(ridge(validated.x(test_table, test_source).astype(float)),
                                                log_prices(test_table))
             metrics["n_test"] = len(test_table)
         if args.submission:
@@ -307,18 +390,12 @@ def main(argv=None) -> dict:
     if args.metrics_out:
         Path(args.metrics_out).write_text(json.dumps(metrics, indent=2) + "\n")
     if args.plot:
-        fnnet.plot_history(result.history, args.plot, title=f"House prices, ensemble of {args.ensemble}")
+        fnnet.plot_history(history, args.plot, title=f"House prices: ensemble of {args.ensemble} MLPs, "
+                                                     "loss on standardised log prices")
     if args.save_model:
-        fnnet.save_model(args.save_model, averaged, result.params, input_shape=input_shape,
-                         metadata={"preprocessor": prep.to_config(), "log_price_mean": y_mean,
-                                   "log_price_scale": y_scale})
+        fnnet.save_model(args.save_model, averaging_model(args), result.params,
+                         input_shape=(-1, len(features.prep.feature_names)), metadata=features.metadata())
     return metrics
-
-
-def write_submission(path, ids, prices):
-    """Kaggle's format: header ``Id,SalePrice``, one row per test house."""
-    pd.DataFrame({ID: np.asarray(ids), TARGET: np.asarray(prices, float)}).to_csv(path, index=False,
-                                                                             float_format="%.2f")
 
 
 if __name__ == "__main__":

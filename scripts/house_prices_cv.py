@@ -32,9 +32,9 @@ DEFAULT_TRAIN = Path(__file__).resolve().parents[2] / "shared" / "data" / "house
 
 def ridge_log_prices(train: pd.DataFrame, held: pd.DataFrame) -> np.ndarray:
     train = hp.drop_outliers(train)
-    prep = hp.make_preprocessor().fit(hp.add_features(train))
-    predict, _ = hp.ridge_fit(prep.transform(hp.add_features(train)).astype(float), hp.log_prices(train))
-    return predict(prep.transform(hp.add_features(held)).astype(float))
+    features = hp.Features.fit(train)
+    predict, _ = hp.ridge_fit(features.x(train).astype(float), hp.log_prices(train))
+    return predict(features.x(held).astype(float))
 
 
 def scores(log_pred, table) -> dict:

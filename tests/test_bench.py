@@ -5,6 +5,7 @@ shape, never speed."""
 import dataclasses
 import doctest
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -106,9 +107,10 @@ def test_unknown_workload_is_refused():
 def test_json_has_every_required_workload_with_fnnet(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("JAX_PLATFORMS", "cpu")
     path = tmp_path / "bench.json"
-    cheap_peers = "stax loop,plain jax,jax chunked,sklearn brute"
+    # fnnet alone (plus the KNN reference): each JAX contender costs a compile; the peers'
+    # code paths are checked by test_peer_contenders_build_and_run.
     bench.main(["--tiny", "--rounds", "1", "--workloads", ",".join(bench.REQUIRED_WORKLOADS),
-                "--contenders", "fnnet," + cheap_peers, "--json", str(path)])
+                "--contenders", "fnnet,sklearn brute", "--json", str(path)])
     document = json.loads(path.read_text())
     out = capsys.readouterr().out
     assert set(document["workloads"]) == set(bench.REQUIRED_WORKLOADS)
@@ -121,22 +123,40 @@ def test_json_has_every_required_workload_with_fnnet(tmp_path, monkeypatch, caps
             assert row["ratio_to_fnnet"] == pytest.approx(row["median_s"] / fnnet)
             assert row["recompiles"] == 0, f"{name}/{contender} compiles on every call"
     assert document["workloads"]["w3_knn_100k"]["fnnet"]["agreement"] == 1.0
+    assert set(document["workloads"]["w3_knn_100k"]) == {"fnnet", "sklearn brute"}
     assert document["meta"]["rounds"] == 1 and document["meta"]["sizes"]["mlp_rows"] == bench.TINY.mlp_rows
+
+
+def test_shared_training_harnesses_train_and_survive_donation():
+    import numpy as np
+    wanted = {"stax loop donated", "stax scan"}
+    contenders = [c for c in bench.WORKLOADS["w1_epoch_b32"].contenders(bench.TINY) if c.name in wanted]
+    found = benchlib.measure(contenders, rounds=3, settle=0)
+    assert benchlib.skipped(found) == {} and set(found) == wanted
+    for m in found.values():
+        _, loss = m.first_result
+        assert np.isfinite(float(loss)) and len(m.times) == 3
 
 
 @pytest.mark.parametrize("peer", sorted(PEERS))
 def test_peer_contenders_build_and_run(peer, monkeypatch):
+    """Each peer's model definitions (the LSTM forward; sklearn's KNN) run twice each. With
+    FNNET_BENCH_SMOKE=all, every contender of every workload does (minutes: one compile
+    each); ``python scripts/bench.py --tiny --rounds 1`` is the same check with tables."""
     monkeypatch.setenv("KERAS_BACKEND", "jax")
     pytest.importorskip(PEERS[peer])
     if peer == "keras":
         import keras
         if keras.backend.backend() != "jax":
             pytest.skip("keras was imported earlier with another backend")
-    contenders = [c for w in ("w1_epoch_b32", "w2_train_t80", "w2_infer_b64", "w3_knn_100k")
-                  for c in bench.WORKLOADS[w].contenders(bench.TINY) if c.name.split()[0] == peer]
+    everything = os.environ.get("FNNET_BENCH_SMOKE") == "all"
+    workloads = bench.WORKLOADS if everything else ("w2_infer_b64", "w3_knn_100k")
+    contenders = [c for w in workloads for c in bench.WORKLOADS[w].contenders(bench.TINY)
+                  if c.name.split()[0] == peer]
+    if not contenders:
+        pytest.skip(f"{peer} has no contender in {', '.join(workloads)}")
     # Names must be unique within one measure() call; workloads reuse them.
     contenders = [dataclasses.replace(c, name=f"{i}:{c.name}") for i, c in enumerate(contenders)]
-    assert contenders, f"no contender for {peer}"
     found = benchlib.measure(contenders, rounds=1, settle=0)  # two calls each: donated buffers must survive
     assert benchlib.skipped(found) == {}
     assert all(m.times[0] > 0 for m in found.values())

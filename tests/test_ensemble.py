@@ -101,6 +101,23 @@ def test_training_together_matches_training_separately(data, optimizer, member_o
         tree_allclose(fnnet.member_params(together, i), alone, rtol=1e-4, atol=1e-5)
 
 
+def test_fit_trains_each_member_as_fit_would_alone(data):
+    x, y = data
+    rng = jax.random.PRNGKey(0)
+    ensemble = fnnet.Ensemble(mlp(), N)
+    _, params = ensemble.init(rng, (-1, 4))
+    settings = dict(optimizer="adam", epochs=3, batch_size=4, seed=5, verbose=0)
+    together = fnnet.fit(ensemble, params, x, y, loss=fnnet.ensemble_loss("mse"), validation_split=0.25,
+                         **settings)
+    assert set(together.history) == {"loss", "val_loss"}
+    for i, key in enumerate(jax.random.split(rng, N)):
+        alone = fnnet.fit(mlp(), mlp().init(key, (-1, 4))[1], x, y, loss="mse", validation_split=0.25,
+                          **settings)
+        tree_allclose(fnnet.member_params(together.params, i), alone.params, rtol=1e-4, atol=1e-5)
+    predictions = fnnet.predict(fnnet.Ensemble(mlp(), N, reduce="mean"), together.params, x)
+    assert predictions.shape == (16, 1)
+
+
 def test_members_draw_different_dropout_masks():
     member = fnnet.serial(fnnet.Dropout(0.5))
     ensemble = fnnet.Ensemble(member, 2)

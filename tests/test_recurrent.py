@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import fnnet
+from fnnet.layers import recurrent
 
 KEY = jax.random.PRNGKey(0)
 
@@ -268,6 +269,66 @@ def test_gradients_are_finite_and_non_zero_under_jit(cell):
     for path, g in jax.tree_util.tree_flatten_with_path(grads)[0]:
         assert np.all(np.isfinite(g)), path
         assert np.any(g != 0), path
+
+
+def _autodiff_twin(layer_fn, cell_fn, **kwargs):
+    """The layer, and the same layer with JAX's own backward pass instead of the hand-written one."""
+    cell = cell_fn()
+    args = [kwargs.get(k, default) for k, default in [("return_sequences", False), ("return_state", False),
+                                                       ("go_backwards", False), ("unroll", 1),
+                                                       ("zero_output_for_mask", True)]]
+    return layer_fn(**kwargs), recurrent._recurrent_layer("autodiff", cell._replace(gates=None), *args)
+
+
+TWINS = {
+    "lstm": (lambda **kw: fnnet.LSTM(4, **kw),
+             lambda: recurrent._lstm_cell(4, "tanh", "sigmoid", True, "glorot_uniform", "orthogonal", "zeros", True)),
+    "gru": (lambda **kw: fnnet.GRU(4, **kw),
+            lambda: recurrent._gru_cell(4, "tanh", "sigmoid", True, "glorot_uniform", "orthogonal", "zeros", True)),
+    "simple_rnn": (lambda **kw: fnnet.SimpleRNN(4, **kw),
+                   lambda: recurrent._simple_rnn_cell(4, "tanh", True, "glorot_uniform", "orthogonal", "zeros")),
+}
+
+
+@pytest.mark.parametrize("options", [
+    dict(return_state=True),
+    dict(return_sequences=True, return_state=True, go_backwards=True, zero_output_for_mask=False, masked=True),
+    dict(return_sequences=True, return_state=True, masked=True, initial_state=True),
+], ids=["plain", "backwards-masked", "masked-initial-state"])
+@pytest.mark.parametrize("cell", sorted(TWINS))
+def test_hand_written_backward_pass_matches_jax_autodiff(cell, options):
+    options = dict(options)
+    masked, initial_state = options.pop("masked", False), options.pop("initial_state", False)
+    custom, autodiff = _autodiff_twin(*TWINS[cell], **options)
+    x = _inputs(time=5)
+    n_states = 2 if cell == "lstm" else 1
+    states = tuple(jax.random.normal(jax.random.PRNGKey(9 + i), (3, 4)) for i in range(n_states))
+    inputs = (x, *states) if initial_state else x
+    mask = jnp.array([[1, 1, 1, 0, 0], [0, 0, 1, 1, 1], [1, 0, 1, 0, 1]], bool) if masked else None
+    params = _random_params(custom, jax.tree_util.tree_map(jnp.shape, inputs))
+
+    def loss(layer, params, inputs):
+        outputs = fnnet.call_layer(layer, params, None, inputs, fnnet.Context(mask=mask))[0]
+        leaves = jax.tree_util.tree_leaves(outputs)
+        return sum(jnp.sum(jnp.cos(jnp.arange(a.size).reshape(a.shape)) * a) for a in leaves)
+
+    expected = jax.jit(jax.grad(lambda p, i: loss(autodiff, p, i), argnums=(0, 1)))(params, inputs)
+    got = jax.jit(jax.grad(lambda p, i: loss(custom, p, i), argnums=(0, 1)))(params, inputs)
+    for (path, g), e in zip(jax.tree_util.tree_flatten_with_path(got)[0], jax.tree_util.tree_leaves(expected)):
+        np.testing.assert_allclose(g, e, atol=2e-5, err_msg=str(path))
+
+
+def test_gradients_work_under_vmap_over_stacked_params():
+    # An ensemble trained together: jax.vmap over members' params, as in PERFORMANCE.md's MR runs.
+    layer = fnnet.LSTM(3)
+    x = _inputs(batch=2, time=4)
+    members = [layer.init(jax.random.PRNGKey(s), x.shape)[1] for s in range(3)]
+    stacked = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *members)
+    grad = jax.grad(lambda p: jnp.sum(layer.apply(p, x) ** 2))
+    batched = jax.jit(jax.vmap(grad))(stacked)
+    for i, member in enumerate(members):
+        for key, g in grad(member).items():
+            np.testing.assert_allclose(batched[key][i], g, atol=1e-6)
 
 
 def test_lstm_gradient_agrees_with_finite_differences():

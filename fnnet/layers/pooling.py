@@ -27,7 +27,7 @@ def _pool(name, reducer, init_val, window_shape, strides, padding, spec, average
     def forward(params, x, ctx):
         if x.ndim != len(dims):
             raise ValueError(f"expected inputs of rank {len(dims)}, got shape {tuple(x.shape)}")
-        out = lax.reduce_window(x, jnp.asarray(init_val, x.dtype), reducer, dims, steps, padding)
+        out = lax.reduce_window(x, x.dtype.type(init_val), reducer, dims, steps, padding)  # concrete: differentiable
         if not average:
             return out
         if padding == "SAME":  # average over the window's real (unpadded) elements

@@ -212,6 +212,7 @@ class _Checker:
         declared, params, state = self._call("output_shape", "init", init_with_state, self.layer, init_key,
                                              self.input_shape)
         concrete = self._call("output_shape", "init", self._init_shape, init_key, shape)
+        declared, concrete = strategies.as_shape_tree(declared), strategies.as_shape_tree(concrete)  # stax: numpy ints
         rng = apply_key if self.fixed_rng is False else self.fixed_rng
         args = (params, x, state, rng, self.dynamic)
 

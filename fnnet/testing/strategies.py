@@ -27,11 +27,11 @@ def is_shape(shape) -> bool:
     >>> is_shape((-1, 3)), is_shape(((-1, 3), (-1, 4)))
     (True, False)
     """
-    return isinstance(shape, (tuple, list)) and all(isinstance(d, int) for d in shape)
+    return isinstance(shape, (tuple, list)) and all(isinstance(d, (int, np.integer)) for d in shape)
 
 
 def as_shape_tree(shape):
-    """Normalise a shape, or nested shapes, to tuples (lists are accepted).
+    """Normalise a shape, or nested shapes, to tuples of Python ints (lists, numpy ints accepted).
 
     >>> as_shape_tree([[-1, 3], [-1, 4]])
     ((-1, 3), (-1, 4))

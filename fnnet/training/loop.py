@@ -305,31 +305,19 @@ def fit(model, params, x, y, *, loss, optimizer, epochs, batch_size, seed=0, val
         if callable(getattr(cb, "on_train_begin", None)):
             cb.on_train_begin(run)
 
+    epochs_runner = _EpochRunner(prog, data, batch_size, n, shuffle, progress, callbacks, per_step)
     carry = prog.new_carry(run.params, run.opt_state, run.state)
-    chunk = _chunk_steps(full_steps) if progress.live and not per_step else None
     for epoch in range(run.epoch, epochs):
         started = time.perf_counter()
-        # On the device once per epoch, not once per jitted call.
-        epoch_arg, lr_arg = jax.device_put((np.int32(epoch), np.float32(run.lr_scale)))
         # The epoch's first call does not donate `carry`: it stays valid for a replay after a
         # non-finite loss, and the params that callbacks received last epoch stay alive.
         snapshot = carry
-        if per_step:
-            carry = _per_step_epoch(prog, carry, data, epoch, epoch_arg, lr_arg, batch_size, full_steps,
-                                    remainder, callbacks, progress, started, shuffle)
-        elif chunk is not None:
-            carry = _chunked_epoch(prog, carry, data, epoch, epoch_arg, lr_arg, batch_size, full_steps,
-                                   remainder, chunk, progress, started, shuffle)
-        else:
-            carry = prog.run_steps_keep(carry, data, None, epoch_arg, lr_arg, batch_size=batch_size,
-                                        num_steps=full_steps, remainder=remainder, start=True, shuffle=shuffle)
+        carry = epochs_runner.run(carry, epoch, run.lr_scale, started)
         val_sums = None if val is None else prog.evaluate_all(carry.params, carry.state, *val, batch_size=batch_size)
         totals, count, bad_step, bad_loss, val_sums = jax.device_get(
             (carry.totals, carry.count, carry.bad_step, carry.bad_loss, val_sums))
         if bad_step >= 0 and stop_on_nonfinite:
-            # Steps before the bad one are full batches: replay them from the epoch's start.
-            last_good = prog.run_steps_keep(snapshot, data, None, epoch_arg, lr_arg, batch_size=batch_size,
-                                            num_steps=int(bad_step), remainder=0, start=True, shuffle=shuffle)
+            last_good = epochs_runner.replay(snapshot, epoch, run.lr_scale, int(bad_step))
             raise _non_finite(last_good, run, epoch, int(bad_step), float(bad_loss), steps)
         logs = _logs(prog, totals, count)
         if val_sums is not None:
@@ -355,53 +343,68 @@ def fit(model, params, x, y, *, loss, optimizer, epochs, batch_size, seed=0, val
     return FitResult(run.params, run.state, run.opt_state, run.history)
 
 
-def _chunk_steps(full_steps):
-    if full_steps <= 2 * MIN_CHUNK_STEPS:
-        return None
-    return max(MIN_CHUNK_STEPS, -(-full_steps // CHUNKS_PER_EPOCH))
-
-
 def _running_logs(carry):
     totals, count = jax.device_get((carry.totals["loss"], carry.count))
     return {"loss": float(totals) / max(float(count), 1.0)}
 
 
-def _chunked_epoch(prog, carry, data, epoch, epoch_arg, lr_arg, batch_size, full_steps, remainder, chunk,
-                   progress, started):
-    perm = prog.permutation(data.key, epoch_arg, n=full_steps * batch_size + remainder, shuffle=shuffle)
-    done = 0
-    while full_steps - done > chunk:
-        run_steps = prog.run_steps_keep if done == 0 else prog.run_steps
-        carry = run_steps(carry, data, perm, epoch_arg, lr_arg, batch_size=batch_size, num_steps=chunk,
-                          remainder=0, start=done == 0)
-        done += chunk
-        progress.update(epoch, done, time.perf_counter() - started, _running_logs(carry))
-    run_steps = prog.run_steps_keep if done == 0 else prog.run_steps
-    return run_steps(carry, data, perm, epoch_arg, lr_arg, batch_size=batch_size,
-                     num_steps=full_steps - done, remainder=remainder, start=done == 0)
+class _EpochRunner:
+    """Runs an epoch as one scanned call, as scanned chunks (live bar), or one call per step."""
 
+    def __init__(self, prog, data, batch_size, n, shuffle, progress, callbacks, per_step):
+        self.prog, self.data, self.batch_size, self.n, self.shuffle = prog, data, batch_size, n, shuffle
+        self.full_steps, self.remainder = divmod(n, batch_size)
+        self.progress = progress
+        self.hooks = [cb.on_batch_end for cb in callbacks if callable(getattr(cb, "on_batch_end", None))]
+        self.per_step = per_step
+        self.chunk = self._chunk_steps() if progress.live and not per_step else None
 
-def _per_step_epoch(prog, carry, data, epoch, epoch_arg, lr_arg, batch_size, full_steps, remainder, callbacks,
-                    progress, started, shuffle):
-    perm = prog.permutation(data.key, epoch_arg, n=full_steps * batch_size + remainder, shuffle=shuffle)
-    hooks = [cb.on_batch_end for cb in callbacks if callable(getattr(cb, "on_batch_end", None))]
-    last_redraw = started
-    total = full_steps + (remainder > 0)
-    for step in range(total):
-        is_last_partial = step == full_steps
-        run_steps = prog.run_steps_keep if step == 0 else prog.run_steps
-        carry = run_steps(carry, data, perm, epoch_arg, lr_arg, batch_size=batch_size,
-                          num_steps=0 if is_last_partial else 1,
-                          remainder=remainder if is_last_partial else 0, start=step == 0)
-        if hooks:
-            logs = _running_logs(carry)
-            for hook in hooks:
-                hook(step, logs)
-        now = time.perf_counter()
-        if progress.live and now - last_redraw > LIVE_REDRAW_SECONDS and step + 1 < total:
-            progress.update(epoch, step + 1, now - started, _running_logs(carry))
-            last_redraw = now
-    return carry
+    def _chunk_steps(self):
+        if self.full_steps <= 2 * MIN_CHUNK_STEPS:
+            return None
+        return max(MIN_CHUNK_STEPS, -(-self.full_steps // CHUNKS_PER_EPOCH))
+
+    def _call(self, carry, args, perm, *, num_steps, remainder, first):
+        run_steps = self.prog.run_steps_keep if first else self.prog.run_steps
+        return run_steps(carry, self.data, perm, *args, batch_size=self.batch_size, num_steps=num_steps,
+                         remainder=remainder, start=first, shuffle=self.shuffle)
+
+    def run(self, carry, epoch, lr_scale, started):
+        # On the device once per epoch, not once per jitted call.
+        args = jax.device_put((np.int32(epoch), np.float32(lr_scale)))
+        if not self.per_step and self.chunk is None:
+            return self._call(carry, args, None, num_steps=self.full_steps, remainder=self.remainder, first=True)
+        perm = self.prog.permutation(self.data.key, args[0], n=self.n, shuffle=self.shuffle)
+        if self.per_step:
+            return self._steps(carry, epoch, args, perm, started)
+        done = 0
+        while self.full_steps - done > self.chunk:
+            carry = self._call(carry, args, perm, num_steps=self.chunk, remainder=0, first=done == 0)
+            done += self.chunk
+            self.progress.update(epoch, done, time.perf_counter() - started, _running_logs(carry))
+        return self._call(carry, args, perm, num_steps=self.full_steps - done, remainder=self.remainder,
+                          first=done == 0)
+
+    def _steps(self, carry, epoch, args, perm, started):
+        last_redraw, total = started, self.full_steps + (self.remainder > 0)
+        for step in range(total):
+            partial = step == self.full_steps
+            carry = self._call(carry, args, perm, num_steps=0 if partial else 1,
+                               remainder=self.remainder if partial else 0, first=step == 0)
+            if self.hooks:
+                logs = _running_logs(carry)
+                for hook in self.hooks:
+                    hook(step, logs)
+            now = time.perf_counter()
+            if self.progress.live and now - last_redraw > LIVE_REDRAW_SECONDS and step + 1 < total:
+                self.progress.update(epoch, step + 1, now - started, _running_logs(carry))
+                last_redraw = now
+        return carry
+
+    def replay(self, snapshot, epoch, lr_scale, steps):
+        """The carry after the epoch's first ``steps`` steps (all full batches), from its start."""
+        args = jax.device_put((np.int32(epoch), np.float32(lr_scale)))
+        return self._call(snapshot, args, None, num_steps=steps, remainder=0, first=True)
 
 
 def _all_finite(tree) -> bool:
