@@ -31,5 +31,6 @@ from .training import (CSVLogger, Callback, EarlyStopping, FitResult, ModelCheck
                        ReduceLROnPlateau, TrainingRun, evaluate, fit, predict)
 from . import neighbors  # noqa: F401  (fnnet.neighbors.kneighbors / classify / regress)
 from .neighbors import KNNClassifier, KNNRegressor
+from .keras_import import KerasImportError, from_keras
 
 __version__ = "0.1.0"

@@ -34,8 +34,8 @@ METRICS = ("euclidean", "manhattan", "cosine")
 
 # Measured on 2 Zen 3 cores (scripts/bench_knn.py): blocks of a few MB keep the distance
 # block in cache; groups of 32 make the first top_k 32x smaller at negligible extra cost.
-QUERY_BLOCK = 256
-TRAIN_BLOCK = 4096
+QUERY_BLOCK = 512
+TRAIN_BLOCK = 2048
 GROUP = 32
 # Groups kept beyond k, so that float32 rounding of the ranking key (which drops a term and
 # may round near-ties apart) cannot push a true neighbour out of the candidates.
@@ -64,11 +64,12 @@ def plan_search(n_train: int, n_queries: int, n_features: int, k: int, metric: s
 
     The buffers of one query chunk are its distance block (``query_block x train_block``,
     times ``n_features`` for manhattan's broadcast difference), its group minima over the
-    whole training set and its gathered candidate rows; ``query_block`` shrinks until the
-    largest of them fits (down to one query, with smaller training blocks if needed).
+    whole training set and the candidate rows of one kept group; training blocks shrink
+    until one query's share fits, then ``query_block`` until the block fits (down to one
+    query: the floor is one query's group minima and candidates).
 
     >>> plan_search(100_000, 2_000, 64, 5, "euclidean")
-    SearchPlan(query_block=256, n_query_blocks=8, train_block=4096, n_train_blocks=25, group=32, kept_groups=13)
+    SearchPlan(query_block=504, n_query_blocks=4, train_block=2048, n_train_blocks=49, group=32, kept_groups=13)
     """
     group = GROUP if n_train >= 4 * GROUP else max(1, 1 << (max(n_train // 4, 1).bit_length() - 1))
     train_block = min(TRAIN_BLOCK, _round_up(n_train, group))
@@ -77,7 +78,7 @@ def plan_search(n_train: int, n_queries: int, n_features: int, k: int, metric: s
     kept_groups = min(k + EXTRA_GROUPS, n_groups)
     per_pair = n_features if metric == "manhattan" else 1
     budget = max(1, max_block_bytes // itemsize)
-    candidates = kept_groups * group * n_features  # gathered rows, per query
+    candidates = max(group * n_features, kept_groups * group)  # gathered rows of one kept group
 
     def per_query(tb):
         # the distance block, and the group minima held twice (stacked, then transposed).
@@ -117,7 +118,7 @@ def _unit_rows(x):
 
 
 def _exact_distances(metric, candidates, query):
-    """Distances from ``query`` (d,) to ``candidates`` (..., d), computed directly."""
+    """Distances from ``query`` (..., d) to ``candidates`` (..., d), computed directly."""
     diff = candidates - query
     if metric == "euclidean":
         return jnp.sum(diff * diff, axis=-1)  # squared: same order, sqrt taken at the end
@@ -171,10 +172,16 @@ def search(train_x, query_x, *, k: int, metric: str, plan: SearchPlan):
         minima = minima.reshape(n_padded // g, mq).T
         _, best_groups = lax.top_k(-minima, kept)
         best_groups = jnp.sort(best_groups, axis=1)  # training-index order for the tie-break
-        rows = exact_train.reshape(n_padded // g, g, -1)[best_groups]  # (mq, kept, g, d)
-        rows = rows.reshape(mq, kept * g, -1)
+        groups = exact_train.reshape(n_padded // g, g, -1)
+
+        def kept_slot(carry, group_ids):
+            # One kept group per query at a time: gathering all of them at once would
+            # materialise (mq, kept, g, d) floats and cost 40% of the search.
+            return carry, _exact_distances(metric, groups[group_ids], q_exact[:, None, :])
+
+        _, dist = lax.scan(kept_slot, None, best_groups.T)  # (kept, mq, g)
+        dist = jnp.moveaxis(dist, 0, 1).reshape(mq, kept * g)
         indices = (best_groups[:, :, None] * g + jnp.arange(g)).reshape(mq, kept * g)
-        dist = jax.vmap(functools.partial(_exact_distances, metric))(rows, q_exact)
         dist = dist + padding_bias[indices]
         neg_best, position = lax.top_k(-dist, k)
         return -neg_best + 0.0, jnp.take_along_axis(indices, position, axis=1)  # + 0.0: no -0.0

@@ -258,11 +258,11 @@ def _batch_norm(k):
     axis = axis[0] if isinstance(axis, (list, tuple)) and len(axis) == 1 else axis
     if not isinstance(axis, int):
         raise k.error(f"axis={axis!r}: fnnet imports batch normalisation over one feature axis")
-    if axis not in (-1,) and k.input_shape is None:
-        raise k.error(f"axis={axis} needs the layer's input rank, which the config does not record")
     rank = len(k.input_shape) if k.input_shape is not None else None
-    kept = axis % rank if rank else -1
-    reduced = None if rank is None or kept == rank - 1 else tuple(i for i in range(rank) if i != kept)
+    if rank is None and axis != -1:
+        raise k.error(f"axis={axis} needs the layer's input rank, which the config does not record")
+    # fnnet's axis lists the reduced axes; None reduces all but the last, as Keras's axis=-1 does.
+    reduced = None if rank is None or axis % rank == rank - 1 else tuple(i for i in range(rank) if i != axis % rank)
     center, scale = c.get("center", True), c.get("scale", True)
     names = (["gamma"] if scale else []) + (["beta"] if center else []) + ["moving_mean", "moving_variance"]
     values = _variables(k, names)
@@ -599,10 +599,67 @@ def _model_chain(model_entry, weights: _Weights):
                            "describes their computation (a subclassed model does not)")
 
 
+# ---------------------------------------------------------------------------- masks
+
+class _MaskFlow(NamedTuple):
+    """Whether a padding mask reaches a tensor in Keras and in the imported fnnet model."""
+
+    keras: bool
+    fnnet: bool
+    dropped_by: str | None = None  # the layer where Keras dropped a mask that fnnet still carries
+
+
+_NO_MASK = _MaskFlow(False, False)
+# Keras layers that pass a mask on unchanged; the others Keras gives no mask support
+# (it drops the mask there), while fnnet's layers pass masks on unless they consume them.
+_MASK_KEEPERS = {"Dense", "Activation", "ReLU", "Softmax", "Dropout", "BatchNormalization", "LayerNormalization",
+                 "TimeDistributed", *_MERGE_CLASSES}
+_MASK_USERS = {*_RECURRENT_CLASSES, "Bidirectional", "GlobalAveragePooling1D"}
+
+
+def _mask_after(entry, flows) -> _MaskFlow:
+    cls, name, config = entry["class_name"], _entry_name(entry), entry.get("config", {})
+    flow = _MaskFlow(any(f.keras for f in flows), any(f.fnnet for f in flows),
+                     next((f.dropped_by for f in flows if f.dropped_by), None))
+    if cls in _MODEL_CLASSES:
+        return _model_mask(entry, flow)
+    if cls == "Embedding":
+        return _MaskFlow(True, True) if config.get("mask_zero") else flow
+    if cls in _MASK_USERS:
+        if flow.fnnet and not flow.keras:
+            raise KerasImportError(f"Keras drops the padding mask at layer {flow.dropped_by}, which has no mask "
+                                   "support, but fnnet carries masks through it, so this layer would skip padded "
+                                   "steps that Keras does not skip", cls, name)
+        inner = config.get("layer", {}).get("config", {}) if cls == "Bidirectional" else config
+        return flow if cls != "GlobalAveragePooling1D" and inner.get("return_sequences") else _NO_MASK
+    if cls in _MASK_KEEPERS:
+        return flow
+    if cls in _GLOBAL_POOLS:
+        return _NO_MASK
+    return _MaskFlow(False, flow.fnnet, f"{name!r} ({cls})" if flow.keras else flow.dropped_by)
+
+
+def _model_mask(model_entry, flow: _MaskFlow) -> _MaskFlow:
+    """The mask flow out of a model: checks that every layer using masks sees what Keras gives it."""
+    config = model_entry["config"]
+    if model_entry["class_name"] == "Sequential":
+        for entry in config.get("layers", []):
+            if entry["class_name"] != "InputLayer":
+                flow = _mask_after(entry, [flow])
+        return flow
+    graph = _read_graph(config, config.get("name", "model"))
+    (source, _, _), (sink, _, _) = _tensor_refs(config["input_layers"])[0], _tensor_refs(config["output_layers"])[0]
+    flows = {source: flow}
+    for name in _topological(graph, sink)[1:]:
+        flows[name] = _mask_after(graph.entries[name], [flows[p] for p in graph.inputs[name]])
+    return flows[sink]
+
+
 # ------------------------------------------------------------------------ entry point
 
 def _convert(model_entry, weights: _Weights):
     chain, input_shape = _model_chain(model_entry, weights)
+    _model_mask(model_entry, _NO_MASK)
     if input_shape is None:
         raise KerasImportError("the model records no input shape; build it first (give it a keras.Input, or "
                                "call it on data) and save it again")
@@ -638,6 +695,13 @@ def _from_file(path: Path):
         return _convert(config, _Weights(store, f"{path.name}:{WEIGHTS_FILE}"))
 
 
+def _plain(value):
+    """JSON stand-ins for the NumPy values a live model's config may hold."""
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    raise TypeError(f"cannot read a {type(value).__name__} in the Keras config: {value!r}")
+
+
 def _from_object(model):
     try:
         import keras
@@ -649,7 +713,8 @@ def _from_object(model):
     if not model.built:
         raise KerasImportError(f"Keras model {model.name!r} is not built yet; give it a keras.Input or call it "
                                "on data first")
-    config = keras.saving.serialize_keras_object(model)
+    # Through JSON, so the config is exactly what a .keras file holds (lists, not tuples).
+    config = json.loads(json.dumps(keras.saving.serialize_keras_object(model), default=_plain))
     h5py = _import_h5py()
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "model.weights.h5")

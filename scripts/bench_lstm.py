@@ -11,7 +11,9 @@ train step and its ratio to fnnet; the fastest JAX peer is the figure to beat.
     python scripts/bench_lstm.py            # T=200 and T=80, 7 rounds
     python scripts/bench_lstm.py --quick    # T=80, 3 rounds: a smoke test, not a measurement
 
-Peers that are not installed are skipped with a note.
+Peers that are not installed are skipped with a note. PyTorch runs with
+OMP_WAIT_POLICY=PASSIVE (see ``_worker``). "fnnet, autodiff backward" is fnnet's LSTM
+with JAX's own backward pass of the scan, to measure the hand-written one.
 """
 
 from __future__ import annotations
@@ -56,7 +58,15 @@ def _jax_step(loss_fn):
     return jax.jit(step, donate_argnums=(0, 1)), optimizer
 
 
-def build_fnnet(batch, length, mask_zero=False):
+def _autodiff_lstm(fnnet):
+    """fnnet's LSTM with JAX's own backward pass of the scan instead of the hand-written one."""
+    from fnnet.layers import recurrent
+
+    cell = recurrent._lstm_cell(UNITS, "tanh", "sigmoid", True, "glorot_uniform", "orthogonal", "zeros", True)
+    return recurrent._recurrent_layer(f"LSTM({UNITS})", cell._replace(gates=None), False, False, False, 1, True)
+
+
+def build_fnnet(batch, length, mask_zero=False, autodiff=False):
     import jax
     import jax.numpy as jnp
     import optax
@@ -64,7 +74,8 @@ def build_fnnet(batch, length, mask_zero=False):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import fnnet
 
-    model = fnnet.serial(fnnet.Embedding(VOCAB, EMBED, mask_zero=mask_zero), fnnet.LSTM(UNITS), fnnet.Dense(CLASSES))
+    lstm = _autodiff_lstm(fnnet) if autodiff else fnnet.LSTM(UNITS)
+    model = fnnet.serial(fnnet.Embedding(VOCAB, EMBED, mask_zero=mask_zero), lstm, fnnet.Dense(CLASSES))
     _, params = model.init(jax.random.PRNGKey(0), (-1, length))
 
     def loss_fn(params, ids, labels):
@@ -142,6 +153,7 @@ CONTENDERS = {
     # name: (builder, extra kwargs, the module it needs, is a JAX peer)
     "fnnet": (build_fnnet, {}, "jax", False),
     "fnnet mask_zero": (build_fnnet, {"mask_zero": True}, "jax", False),
+    "fnnet, autodiff backward": (build_fnnet, {"autodiff": True}, "jax", False),
     "flax OptimizedLSTMCell": (build_flax, {}, "flax", True),
     "torch nn.LSTM": (build_torch, {}, "torch", False),
 }
@@ -149,18 +161,21 @@ CONTENDERS = {
 
 def _worker(conn, name, batch, length):
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    # PyTorch's OpenMP threads busy-wait by default; on a machine shared with other
+    # processes that made its steps 10-50x slower here. Passive waiting is the fair setting.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     builder, kwargs, _, _ = CONTENDERS[name]
     run = builder(batch, length, **kwargs)
     run(2)  # compile and warm up
     conn.send("ready")
     while (n := conn.recv()) is not None:
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         run(n)
-        conn.send((time.perf_counter() - start) / n)
+        conn.send(((time.perf_counter() - start) / n, (time.process_time() - start_cpu) / n))
 
 
 def bench(names, batch, length, rounds, steps):
-    """Median seconds per train step for each contender, interleaved round by round."""
+    """Median (wall, CPU) seconds per train step for each contender, interleaved round by round."""
     ctx = mp.get_context("spawn")
     workers = {}
     for name in names:
@@ -180,7 +195,7 @@ def bench(names, batch, length, rounds, steps):
     for process, conn in workers.values():
         conn.send(None)
         process.join()
-    return {name: statistics.median(t) for name, t in times.items()}
+    return {name: tuple(statistics.median(column) for column in zip(*t)) for name, t in times.items()}
 
 
 def main(argv=None):
@@ -197,24 +212,27 @@ def main(argv=None):
 
     names = []
     for name, (_, _, module, _) in CONTENDERS.items():
-        if args.quick and name == "fnnet mask_zero":
+        if args.quick and name in ("fnnet mask_zero", "fnnet, autodiff backward"):
             continue
         if importlib.util.find_spec(module) is None:
             print(f"note: {name} skipped ({module} is not installed)")
             continue
         names.append(name)
 
-    print(f"train step, batch {args.batch}, {rounds} rounds x {steps} steps, median ms per step "
-          f"(ratio = time / fnnet's; < 1 is faster than fnnet)")
+    print(f"train step, batch {args.batch}, {rounds} rounds x {steps} steps, medians per step; "
+          "ratio = time / fnnet's (> 1: slower than fnnet).\n"
+          "CPU time (all threads of the process) is steadier than wall time on a shared machine.")
     for length in lengths:
         medians = bench(names, args.batch, length, rounds, steps)
-        print(f"\nT={length}")
-        for name, seconds in medians.items():
-            print(f"  {name:<24} {seconds * 1e3:8.1f} ms   x{seconds / medians['fnnet']:.2f}")
+        wall_ref, cpu_ref = medians["fnnet"]
+        print(f"\nT={length}{'':<22} {'wall ms':>9} {'ratio':>6} {'CPU ms':>9} {'ratio':>6}")
+        for name, (wall, cpu) in medians.items():
+            print(f"  {name:<27} {wall * 1e3:9.1f} {wall / wall_ref:6.2f} {cpu * 1e3:9.1f} {cpu / cpu_ref:6.2f}")
         jax_peers = [n for n in medians if CONTENDERS[n][3]]
         if jax_peers:
-            best = min(jax_peers, key=medians.get)
-            print(f"  fnnet / fastest JAX peer ({best}): {medians['fnnet'] / medians[best]:.2f}")
+            best = min(jax_peers, key=lambda n: medians[n][0])
+            print(f"  fastest JAX peer ({best}) / fnnet: wall {medians[best][0] / wall_ref:.2f}, "
+                  f"CPU {medians[best][1] / cpu_ref:.2f}")
 
 
 if __name__ == "__main__":

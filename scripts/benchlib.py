@@ -9,7 +9,8 @@ The machines are noisy and shared, so every benchmark here follows one protocol:
    compilation, first allocations, plus one run) and the XLA compilations it caused are
    counted; then ``warmup - 1`` more untimed calls.
 3. **Rounds**: each round calls every contender once, in round-robin order rotated by
-   one each round, so slow drifts of the machine's load fall on everyone alike. Every
+   one each round, so slow drifts of the machine's load fall on everyone alike; garbage
+   is collected before each round, so no contender pays for another's. Every
    call ends with ``jax.block_until_ready`` on its result. XLA compilations during the
    rounds are counted per contender (``recompiles``): anything but 0 means the timed
    path compiles again on every call.
@@ -33,6 +34,7 @@ Typical use (see ``scripts/bench.py``)::
 from __future__ import annotations
 
 import dataclasses
+import gc
 import importlib
 import json
 import math
@@ -240,6 +242,7 @@ def measure(contenders: Iterable[Contender], rounds: int, *, warmup: int = 1, se
         say(f"  {contender.name}: first call {m.first_call_s:.3f} s ({m.warmup_compiles} XLA compilations)")
 
     for order in round_orders(runs, rounds):
+        gc.collect()
         for name in order:
             with CompileCounter() as compiles:
                 seconds, _ = timed_call(runs[name])
@@ -374,6 +377,19 @@ def write_json(path, workloads: dict[str, dict], meta: dict | None = None) -> No
     """
     document = {"workloads": workloads, "meta": meta or {}}
     Path(path).write_text(json.dumps(_plain(document), indent=2, allow_nan=False) + "\n")
+
+
+def load_average() -> float | None:
+    """The machine's 1-minute load average (None where the OS does not say); above
+    :func:`cpu_threads` the timings are unreliable, OpenMP-threaded ones most of all.
+
+    >>> load_average() is None or load_average() >= 0
+    True
+    """
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
 
 
 def versions(modules: Iterable[str]) -> dict[str, str]:

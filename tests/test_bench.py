@@ -16,7 +16,9 @@ SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 sys.path.insert(0, str(SCRIPTS))
 
 import bench  # noqa: E402
+import bench_workloads  # noqa: E402
 import benchlib  # noqa: E402
+from bench_workloads import harness, knn, lstm, matmul, mlp, sizes  # noqa: E402
 from benchlib import Contender, Measurement, Skipped  # noqa: E402
 
 PEERS = {  # the first word of a contender's name -> the module it needs
@@ -28,8 +30,10 @@ def test_benchlib_doctests():
     assert doctest.testmod(benchlib).failed == 0
 
 
-def test_bench_doctests():
-    assert doctest.testmod(bench).failed == 0
+@pytest.mark.parametrize("module", [bench, bench_workloads, harness, knn, lstm, matmul, mlp, sizes],
+                         ids=lambda m: m.__name__)
+def test_driver_doctests(module):
+    assert doctest.testmod(module).failed == 0
 
 
 def test_rounds_interleave_every_contender_in_rotated_order():
@@ -95,8 +99,9 @@ def test_without_the_reference_ratio_to_fnnet_is_null_in_json(tmp_path):
 
 
 def test_flop_formulas_follow_the_layer_sizes():
-    assert bench.mlp_train_flops(10, 3, (4,)) == 3 * 2 * 10 * (3 * 4 + 4 * 1)
-    assert bench.lstm_forward_flops(2, 5, 3, 4, 2) == 2 * (5 * 2 * (3 + 4) * 16 + 2 * 4 * 2)
+    assert mlp.mlp_train_flops(10, 3, (4,)) == 3 * 2 * 10 * (3 * 4 + 4 * 1)
+    assert lstm.lstm_forward_flops(2, 5, 3, 4, 2) == 2 * (5 * 2 * (3 + 4) * 16 + 2 * 4 * 2)
+    assert knn.knn_flops(3, 10, 4) == 2 * 3 * 10 * 4
 
 
 def test_unknown_workload_is_refused():

@@ -23,7 +23,7 @@ def side_by_side(*layers):
 
 STAX_SINGLETONS = [fnnet.Tanh, fnnet.Relu, fnnet.Exp, fnnet.LogSoftmax, fnnet.Softmax, fnnet.Softplus,
                    fnnet.Sigmoid, fnnet.Elu, fnnet.LeakyRelu, fnnet.Selu, fnnet.Gelu]
-SEQUENCE = (-1, -1, 3)  # (batch, time, features): both unknowns are drawn
+SEQUENCE = (-1, 3, 3)  # (batch, time, features); "LSTM" and "Embedding" draw the time length too
 TRAIN = {"train": True, "batch_independent": False}
 
 # (id, layer factory, input shape, check_layer flags)
@@ -85,8 +85,8 @@ CASES = [
     # sequences
     ("Embedding", lambda: fnnet.Embedding(10, 3), (-1, -1), {"dtype": jnp.int32, "value_range": (0, 10)}),
     ("Embedding masking into LSTM", lambda: fnnet.serial(fnnet.Embedding(6, 3, mask_zero=True), fnnet.LSTM(2)),
-     (-1, -1), {"dtype": jnp.int32, "value_range": (0, 6)}),
-    ("LSTM", lambda: fnnet.LSTM(4), SEQUENCE, {}),
+     (-1, 4), {"dtype": jnp.int32, "value_range": (0, 6)}),
+    ("LSTM", lambda: fnnet.LSTM(4), (-1, -1, 3), {}),
     ("LSTM sequences, states, backwards",
      lambda: fnnet.LSTM(3, return_sequences=True, return_state=True, go_backwards=True), SEQUENCE, {}),
     ("LSTM from initial states", lambda: fnnet.LSTM(2), ((-1, 4, 3), (-1, 2), (-1, 2)), {}),

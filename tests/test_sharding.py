@@ -57,8 +57,7 @@ EIGHT_DEVICES = textwrap.dedent('''
 
     # The gradient all-reduce is inserted by XLA's partitioner from the sharding annotations.
     prog = program(model, "mse", ["mae"], "adam", (), data_mesh)
-    placed = sharding.put_tree(params, data_mesh)
-    carry = prog.new_carry(placed, prog.init_opt_state(placed), None)
+    carry = prog.start(params, prog.init_opt_state(params), None)
     data = EpochData(sharding.put_data(x[:16], data_mesh), sharding.put_data(y[:16], data_mesh), jax.random.PRNGKey(0))
     hlo = prog.run_steps_keep.lower(carry, data, None, np.int32(0), np.float32(1), batch_size=16, num_steps=1,
                                     remainder=0, start=True).compile().as_text()

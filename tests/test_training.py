@@ -242,6 +242,8 @@ def test_clear_errors_for_bad_arguments():
         fnnet.fit(LINEAR, params, x, y, loss="msq", optimizer="sgd", epochs=1, batch_size=4, verbose=0)
     with pytest.raises(ValueError, match="optimizer"):
         fnnet.fit(LINEAR, params, x, y, loss="mse", optimizer="adamax2", epochs=1, batch_size=4, verbose=0)
+    with pytest.raises(TypeError, match=r"x\['town'\] holds object values"):
+        fnnet.predict(LINEAR, params, {"town": np.array(["a", 1], dtype=object)})
     with pytest.raises(ValueError, match="y_true has shape"):
         fnnet.fit(LINEAR, params, x, np.ones((20, 2), np.float32), loss="mse", optimizer="sgd", epochs=1,
                   batch_size=4, verbose=0)

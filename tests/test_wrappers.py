@@ -156,3 +156,13 @@ def test_time_distributed_rejects_stateful_layers():
 def test_time_distributed_child_errors_name_both_layers():
     with pytest.raises(fnnet.LayerError, match=r"TimeDistributed\(Dense\(2\)\)/Dense\(2\): needs a known last"):
         fnnet.TimeDistributed(fnnet.Dense(2)).init(KEY, (-1, 4, -1))
+
+
+def test_wrapped_models_round_trip_through_their_spec():
+    model = fnnet.serial(fnnet.Embedding(100, 8, mask_zero=True),
+                         fnnet.Bidirectional(fnnet.LSTM(6, return_sequences=True), "sum"),
+                         fnnet.TimeDistributed(fnnet.Dense(3)), fnnet.GRU(4, reset_after=False))
+    rebuilt = fnnet.from_spec(fnnet.to_spec(model))
+    _, params = model.init(KEY, (-1, 5))
+    ids = jnp.array([[1, 2, 3, 0, 0], [4, 5, 6, 7, 8]])
+    np.testing.assert_array_equal(rebuilt.apply(params, ids), model.apply(params, ids))

@@ -16,8 +16,9 @@ from ..combinators import serial
 from ..core import init_with_state
 from ..layers import Activation, BatchNorm, Dense, Dropout, Gelu, LayerNorm, Relu, Sigmoid, Tanh
 
-BATCH_SIZES = (1, 2, 3)
-DIM_SIZES = (1, 2, 4)
+# Few sizes, so that few programs compile: 1 for the edge case, 3 to mix examples or steps.
+BATCH_SIZES = (1, 3)
+DIM_SIZES = (1, 3)
 SEEDS = st.integers(0, 2**32 - 1)
 
 

@@ -10,8 +10,10 @@ How an epoch runs (see :mod:`fnnet.training.steps` for the jitted pieces):
   size. On a terminal with ``verbose=1`` a long epoch (over 128 steps) is cut into a few
   scanned chunks so that the live bar moves. A callback with ``on_batch_end`` makes
   fit run one jitted call per step instead (``scan_epoch=False`` forces that too);
-- params, optimizer and model state are donated from one call to the next, and read
-  back once per epoch, with the loss and metric sums and the non-finite guard's record.
+- params, optimizer and model state are donated from one jitted call to the next within
+  an epoch (the first call of an epoch keeps its input: see :mod:`fnnet.training.steps`)
+  and read back once per epoch, with the loss and metric sums and the non-finite guard's
+  record.
 """
 
 from __future__ import annotations
@@ -93,8 +95,17 @@ def num_examples(*named_trees) -> int:
     return n
 
 
-def _as_arrays(tree):
-    return jax.tree_util.tree_map(lambda a: a if isinstance(a, jax.Array) else np.asarray(a), tree)
+def _as_arrays(tree, name="data"):
+    def convert(keypath, leaf):
+        if isinstance(leaf, jax.Array):
+            return leaf
+        array = np.asarray(leaf)
+        if array.dtype == object or array.dtype.kind in "USM":
+            raise TypeError(f"{_leaf_name(name, keypath)} holds {array.dtype} values (text or mixed columns?); "
+                            "fit, evaluate and predict need numbers (see fnnet.TabularPreprocessor)")
+        return array
+
+    return jax.tree_util.tree_map_with_path(convert, tree)
 
 
 def _take(tree, start, stop):
@@ -149,7 +160,7 @@ def _split_validation(x, y, validation_data, validation_split):
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             raise ValueError("validation_data must be a pair (x_val, y_val)")
-        return x, y, (_as_arrays(validation_data[0]), _as_arrays(validation_data[1]))
+        return x, y, (_as_arrays(validation_data[0], "x_val"), _as_arrays(validation_data[1], "y_val"))
     if not validation_split:
         return x, y, None
     if not 0.0 < validation_split < 1.0:
@@ -278,7 +289,7 @@ def fit(model, params, x, y, *, loss, optimizer, epochs, batch_size, seed=0, val
     model = as_layer(model)
     mesh = sharding.auto_mesh(mesh)
     sharding.check_batch_size(batch_size, mesh)
-    x, y = _as_arrays(x), _as_arrays(y)
+    x, y = _as_arrays(x, "x"), _as_arrays(y, "y")
     x, y, validation = _split_validation(x, y, validation_data, validation_split)
     n = num_examples(("x", x), ("y", y))
     full_steps, remainder = divmod(n, batch_size)
@@ -293,20 +304,21 @@ def fit(model, params, x, y, *, loss, optimizer, epochs, batch_size, seed=0, val
         raise ValueError("scan_epoch=True cannot call on_batch_end after every step; use 'auto' or False")
     per_step = per_step or scan_epoch is False
     progress = Progress(epochs, steps, verbose)
-    params = sharding.put_tree(params, mesh)
-    run = TrainingRun(params=params, state=sharding.put_tree(state, mesh), opt_state=prog.init_opt_state(params),
-                      epochs=epochs, seed=seed, callbacks=callbacks, progress=progress)
+    carry = prog.start(params, prog.init_opt_state(params), state)
+    run = TrainingRun(params=carry.params, state=carry.state, opt_state=carry.opt_state, epochs=epochs, seed=seed,
+                      callbacks=callbacks, progress=progress)
     if resume_from is not None and Path(resume_from).exists():
         _restore(resume_from, run, callbacks, seed)
+        carry = prog.start(run.params, run.opt_state, run.state)
 
-    data = EpochData(sharding.put_data(x, mesh), sharding.put_data(y, mesh), jax.random.PRNGKey(seed))
+    data = EpochData(sharding.put_data(x, mesh), sharding.put_data(y, mesh),
+                     sharding.put_data(jax.random.PRNGKey(seed), mesh))
     val = None if validation is None else _padded_on_device(*validation, batch_size, mesh)
     for cb in callbacks:
         if callable(getattr(cb, "on_train_begin", None)):
             cb.on_train_begin(run)
 
-    epochs_runner = _EpochRunner(prog, data, batch_size, n, shuffle, progress, callbacks, per_step)
-    carry = prog.new_carry(run.params, run.opt_state, run.state)
+    epochs_runner = _EpochRunner(prog, data, batch_size, n, shuffle, progress, callbacks, per_step, mesh)
     for epoch in range(run.epoch, epochs):
         started = time.perf_counter()
         # The epoch's first call does not donate `carry`: it stays valid for a replay after a
@@ -351,8 +363,9 @@ def _running_logs(carry):
 class _EpochRunner:
     """Runs an epoch as one scanned call, as scanned chunks (live bar), or one call per step."""
 
-    def __init__(self, prog, data, batch_size, n, shuffle, progress, callbacks, per_step):
+    def __init__(self, prog, data, batch_size, n, shuffle, progress, callbacks, per_step, mesh):
         self.prog, self.data, self.batch_size, self.n, self.shuffle = prog, data, batch_size, n, shuffle
+        self.mesh = mesh
         self.full_steps, self.remainder = divmod(n, batch_size)
         self.progress = progress
         self.hooks = [cb.on_batch_end for cb in callbacks if callable(getattr(cb, "on_batch_end", None))]
@@ -364,14 +377,18 @@ class _EpochRunner:
             return None
         return max(MIN_CHUNK_STEPS, -(-self.full_steps // CHUNKS_PER_EPOCH))
 
+    def _epoch_args(self, epoch, lr_scale):
+        # On the device(s) once per epoch, not once per jitted call; on every host's mesh
+        # devices when data parallel, as multi-process jit requires.
+        return sharding.put_data((np.int32(epoch), np.float32(lr_scale)), self.mesh)
+
     def _call(self, carry, args, perm, *, num_steps, remainder, first):
         run_steps = self.prog.run_steps_keep if first else self.prog.run_steps
         return run_steps(carry, self.data, perm, *args, batch_size=self.batch_size, num_steps=num_steps,
                          remainder=remainder, start=first, shuffle=self.shuffle)
 
     def run(self, carry, epoch, lr_scale, started):
-        # On the device once per epoch, not once per jitted call.
-        args = jax.device_put((np.int32(epoch), np.float32(lr_scale)))
+        args = self._epoch_args(epoch, lr_scale)
         if not self.per_step and self.chunk is None:
             return self._call(carry, args, None, num_steps=self.full_steps, remainder=self.remainder, first=True)
         perm = self.prog.permutation(self.data.key, args[0], n=self.n, shuffle=self.shuffle)
@@ -403,7 +420,7 @@ class _EpochRunner:
 
     def replay(self, snapshot, epoch, lr_scale, steps):
         """The carry after the epoch's first ``steps`` steps (all full batches), from its start."""
-        args = jax.device_put((np.int32(epoch), np.float32(lr_scale)))
+        args = self._epoch_args(epoch, lr_scale)
         return self._call(snapshot, args, None, num_steps=steps, remainder=0, first=True)
 
 
@@ -440,7 +457,7 @@ def _eval_batch_size(n, batch_size, mesh):
 def _prepare(model, params, x, state, mesh):
     model = as_layer(model)
     mesh = sharding.auto_mesh(mesh)
-    x = _as_arrays(x)
+    x = _as_arrays(x, "x")
     if state is None:
         state = initial_state(model, x)
     place = (lambda t: jax.tree_util.tree_map(jnp.asarray, t)) if mesh is None else \
@@ -464,7 +481,7 @@ def evaluate(model, params, x, y, *, loss, metrics=(), batch_size=DEFAULT_EVAL_B
     {'loss': 4.0, 'mae': 2.0, 'rmse': 2.0}
     """
     model, mesh, x, params, state = _prepare(model, params, x, state, mesh)
-    y = _as_arrays(y)
+    y = _as_arrays(y, "y")
     n = num_examples(("x", x), ("y", y))
     prog = program(model, loss, metrics, mesh=mesh)
     size = _eval_batch_size(n, batch_size, mesh)

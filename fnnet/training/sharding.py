@@ -129,14 +129,6 @@ def _on_mesh(leaf, mesh: Mesh) -> bool:
 def put_data(tree, mesh: Mesh | None):
     """Put a data pytree on the device(s) once: replicated on the mesh unless already on it."""
     if mesh is None:
-        return jax.tree_util.tree_map(jax.numpy.asarray, tree)
+        return jax.device_put(tree)
     return jax.tree_util.tree_map(
         lambda a: a if _on_mesh(a, mesh) else jax.device_put(a, replicated(mesh)), tree)
-
-
-def put_tree(tree, mesh: Mesh | None):
-    """Put params-like pytrees on the device(s) as fresh buffers (fit donates them; the caller's stay intact)."""
-    if mesh is None:
-        return jax.tree_util.tree_map(lambda a: jax.numpy.array(a, copy=True), tree)
-    return jax.device_put(jax.tree_util.tree_map(lambda a: jax.numpy.array(a, copy=True), tree),
-                          tree_shardings(tree, mesh))

@@ -78,6 +78,7 @@ class Program:
         self.mesh = mesh
         self.keys = ("loss",) + tuple(m.name for m in self.metrics)
         self.init_opt_state = jax.jit(self._init_opt_state)
+        self.start = jax.jit(self._start)
         self.permutation = jax.jit(self._permutation, static_argnames=("n", "shuffle"))
         statics = ("batch_size", "num_steps", "remainder", "start", "shuffle")
         # Later calls of an epoch donate the carry; the first keeps its input (see above).
@@ -92,13 +93,15 @@ class Program:
     def _init_opt_state(self, params):
         return sharding.constrain_tree(self.optimizer.init(params), self.mesh)
 
-    def new_carry(self, params, opt_state, state):
-        """A carry around the given trees; every buffer distinct, since carries are donated."""
-        def zero():
-            return jnp.zeros((), jnp.float32)
+    def _start(self, params, opt_state, state):
+        """A carry holding copies of the trees (carries are donated; the caller's arrays stay
+        intact) and cleared sums, in one jitted call; placed as run_steps returns it, so that
+        its second call does not compile again."""
+        def copy(tree):
+            return jax.tree_util.tree_map(jnp.copy, tree)
 
-        return Carry(params, opt_state, state, {k: zero() for k in self.keys}, zero(),
-                     jnp.zeros((), jnp.int32), jnp.full((), -1, jnp.int32), zero())
+        carry = self.reset(Carry(copy(params), copy(opt_state), copy(state), {k: 0 for k in self.keys}, 0, 0, 0, 0))
+        return sharding.constrain_tree(carry, self.mesh)
 
     @staticmethod
     def reset(carry: Carry) -> Carry:
@@ -168,7 +171,7 @@ class Program:
             index = perm[perm.shape[0] - remainder:]
             rng = jax.random.fold_in(step_key, carry.step)
             carry = self.train_step(carry, _rows(data.x, index), _rows(data.y, index), rng, lr_scale)
-        return carry
+        return sharding.constrain_tree(carry, self.mesh)
 
     # --------------------------------------------------------------- evaluation
 
