@@ -17,7 +17,7 @@ from .model_io import SavedModelError, load_model, load_model_metadata, save_mod
 from .plot_model import Diagram, DiagramNode, model_diagram, model_to_dot, model_to_svg, plot_model
 from .surgery import SurgeryError, insert_layer, remove_layer, replace_layer
 from .tabular import TabularPreprocessor
-from .ensemble import Ensemble, ensemble_loss, member_params
+from .ensemble import Ensemble, ensemble_loss, ensemble_metric, member_params
 from .checkpoint import (CheckpointError, CheckpointMismatchError, CheckpointNotFoundError, checkpoint_manifest,
                          keypath_str, load_checkpoint, save_checkpoint, tree_paths)
 from . import data  # noqa: F401  (fnnet.data stays a submodule; its common names are flat too)

@@ -32,14 +32,13 @@ from jax import lax
 
 METRICS = ("euclidean", "manhattan", "cosine")
 
-# Measured on 2 Zen 3 cores (scripts/bench_knn.py): blocks of a few MB keep the distance
-# block in cache; groups of 32 make the first top_k 32x smaller at negligible extra cost.
+# Measured on 2 Zen 3 cores (scripts/bench_knn.py and CPU-time comparisons): a 512 x 2048
+# distance block keeps the matrix product efficient and in cache.
 QUERY_BLOCK = 512
 TRAIN_BLOCK = 2048
-GROUP = 32
 # Groups kept beyond k, so that float32 rounding of the ranking key (which drops a term and
 # may round near-ties apart) cannot push a true neighbour out of the candidates.
-EXTRA_GROUPS = 8
+EXTRA_GROUPS = 4
 DEFAULT_BLOCK_BYTES = 64 * 2**20
 
 
@@ -58,6 +57,16 @@ def _round_up(n: int, multiple: int) -> int:
     return -(-n // multiple) * multiple
 
 
+def _group_size(n_train: int) -> int:
+    """Training points per group: larger groups make the top_k over group minima cheaper,
+    smaller ones the candidate stage (kept groups x group rows per query); measured best:
+    16 up to 32k points, 32 up to 512k, 64 beyond. At least 4 groups for tiny sets."""
+    group = 16 if n_train < 2**15 else 32 if n_train < 2**19 else 64
+    while group > 1 and n_train < 4 * group:
+        group //= 2
+    return group
+
+
 def plan_search(n_train: int, n_queries: int, n_features: int, k: int, metric: str,
                 max_block_bytes: int = DEFAULT_BLOCK_BYTES, itemsize: int = 4) -> SearchPlan:
     """Choose block sizes so that no per-chunk buffer exceeds ``max_block_bytes``.
@@ -69,9 +78,9 @@ def plan_search(n_train: int, n_queries: int, n_features: int, k: int, metric: s
     query: the floor is one query's group minima and candidates).
 
     >>> plan_search(100_000, 2_000, 64, 5, "euclidean")
-    SearchPlan(query_block=504, n_query_blocks=4, train_block=2048, n_train_blocks=49, group=32, kept_groups=13)
+    SearchPlan(query_block=504, n_query_blocks=4, train_block=2048, n_train_blocks=49, group=32, kept_groups=9)
     """
-    group = GROUP if n_train >= 4 * GROUP else max(1, 1 << (max(n_train // 4, 1).bit_length() - 1))
+    group = _group_size(n_train)
     train_block = min(TRAIN_BLOCK, _round_up(n_train, group))
     n_train_blocks = -(-n_train // train_block)
     n_groups = n_train_blocks * train_block // group

@@ -9,7 +9,8 @@ Its output keeps the batch axis first and puts the members second, ``(batch, n, 
 Train it with :func:`ensemble_loss`, the mean of the members' own losses: member ``i``'s
 gradient is ``1/n`` of the gradient of its own loss and nothing from the others, so the
 members learn independently. Predict with ``Ensemble(model, n, reduce='mean')``, which takes
-the same params and averages the members.
+the same params and averages the members; :func:`ensemble_metric` scores that average
+during training (e.g. to stop early on it).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import jax.numpy as jnp
 
 from .core import LayerError, _prefixed, as_layer, make_layer, registered, shape_str
 from .losses import Loss, get_loss
+from .metrics import Metric, get_metric
 
 _REDUCTIONS = (None, "mean")
 
@@ -124,6 +126,33 @@ def ensemble_loss(loss="mse") -> Loss:
         return jnp.mean(per_member, axis=0)
 
     return Loss(f"ensemble_{member_loss.name}", per_example, member_loss.from_logits)
+
+
+def ensemble_metric(metric="mse") -> Metric:
+    """A metric of the ensemble's averaged prediction, for ``fit(metrics=...)`` on an :func:`Ensemble`.
+
+    ``y_pred`` is the members' outputs ``(batch, n, ...)``; ``metric`` (a name or callable,
+    resolved by :func:`fnnet.get_metric`) scores their mean, which is what the ensemble
+    predicts. Its history key is ``ensemble_<name>`` (``val_ensemble_<name>`` on validation
+    data), so ``EarlyStopping(monitor='val_ensemble_rmse')`` stops on the ensemble's own
+    score rather than the members' average.
+
+    >>> import jax.numpy as jnp
+    >>> y_true = jnp.zeros((2, 1))
+    >>> y_pred = jnp.stack([jnp.ones((2, 1)), -3 * jnp.ones((2, 1))], axis=1)   # mean -1
+    >>> metric = ensemble_metric('mae')
+    >>> metric.name, float(metric(y_true, y_pred))
+    ('ensemble_mae', 1.0)
+    """
+    resolved = get_metric(metric)
+
+    def per_example(y_true, y_pred):
+        if jnp.ndim(y_pred) < 2:
+            raise ValueError(f"ensemble_metric expects predictions shaped (batch, members, ...), "
+                             f"got shape {tuple(jnp.shape(y_pred))}")
+        return resolved.per_example(y_true, jnp.mean(y_pred, axis=1))
+
+    return Metric(f"ensemble_{resolved.name}", per_example, resolved.finalize)
 
 
 def member_params(params, i):

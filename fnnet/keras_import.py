@@ -470,45 +470,60 @@ def _keras_tensors(value):
     return []
 
 
+def _is_operation(entry) -> bool:
+    """A ``keras.ops`` call recorded in a functional graph (Keras records mask arithmetic so)."""
+    return re.match(r"keras(\.src)?\.ops\b", entry.get("module") or "") is not None
+
+
 class _Graph(NamedTuple):
-    inputs: dict  # layer name -> the names of the layers feeding it
+    inputs: dict  # layer name -> the names of the layers feeding its data input
     joins: set  # layers called on a list of tensors (Concatenate, Add)
     entries: dict  # layer name -> config entry
+    problems: dict  # layer name -> why it cannot be imported (raised if the output depends on it)
+
+
+def _call_problem(entry, nodes, model_name):
+    """Why one layer's call in a functional graph cannot be imported, or None."""
+    if _is_operation(entry):
+        return f"is a Keras operation ({entry.get('module')}) used in the functional graph, not a layer"
+    if len(nodes) > 1:
+        return f"is called {len(nodes)} times in model {model_name!r} (a shared layer); fnnet gives every " \
+               "layer its own params"
+    if not isinstance(nodes[0], dict) or "args" not in nodes[0]:
+        return f"model {model_name!r} has a config that is not Keras 3's; re-save the model with Keras 3"
+    args, kwargs = nodes[0]["args"], nodes[0].get("kwargs", {})
+    # Keras records the masks it propagates as `mask=` tensors; fnnet propagates its own (checked by _mask_after).
+    if len(args) != 1 or _keras_tensors({k: v for k, v in kwargs.items() if k != "mask"}):
+        return "is called with extra tensors (initial states or several arguments), which fnnet.from_keras " \
+               "does not import"
+    if any(ref[2] != 0 for ref in _keras_tensors(args[0])):
+        return "takes a second output of a layer, which fnnet.from_keras does not import"
+    if isinstance(args[0], (list, tuple)) != (entry["class_name"] in _MERGE_CLASSES):
+        return "is called on " + ("a list of tensors" if isinstance(args[0], (list, tuple)) else "one tensor") \
+               + ", which fnnet.from_keras does not import"
+    return None
 
 
 def _read_graph(config, model_name) -> _Graph:
-    inputs, joins, entries = {}, set(), {}
+    graph = _Graph({}, set(), {}, {})
     for entry in config["layers"]:
-        name, cls = entry["name"], entry["class_name"]
-        entries[name] = entry
-        nodes = entry.get("inbound_nodes", [])
-        if cls == "InputLayer" or not nodes:
+        name, nodes = entry["name"], entry.get("inbound_nodes", [])
+        graph.entries[name] = entry
+        if entry["class_name"] == "InputLayer" or not nodes:
             continue
-        if len(nodes) > 1:
-            raise KerasImportError(f"is called {len(nodes)} times in model {model_name!r} (a shared layer); "
-                                   "fnnet gives every layer its own params", cls, name)
-        if not isinstance(nodes[0], dict) or "args" not in nodes[0]:
-            raise KerasImportError(f"model {model_name!r} has a config that is not Keras 3's; re-save the "
-                                   "model with Keras 3", cls, name)
-        args, kwargs = nodes[0]["args"], nodes[0].get("kwargs", {})
-        if _keras_tensors(kwargs) or len(args) != 1:
-            raise KerasImportError("is called with extra tensors (initial states, masks or several "
-                                   "arguments), which fnnet.from_keras does not import", cls, name)
-        refs = _keras_tensors(args[0])
-        if any(ref[2] != 0 for ref in refs):
-            raise KerasImportError("takes a second output of a layer, which fnnet.from_keras does not import",
-                                   cls, name)
-        is_join = isinstance(args[0], (list, tuple))
-        if is_join != (cls in _MERGE_CLASSES):
-            raise KerasImportError("is called on " + ("a list of tensors" if is_join else "one tensor")
-                                   + ", which fnnet.from_keras does not import", cls, name)
-        inputs[name] = [ref[0] for ref in refs]
-        if is_join:
-            joins.add(name)
-    return _Graph(inputs, joins, entries)
+        problem = _call_problem(entry, nodes, model_name)
+        if problem:
+            graph.problems[name] = KerasImportError(problem, entry["class_name"], name)
+            continue
+        arg = nodes[0]["args"][0]
+        graph.inputs[name] = [ref[0] for ref in _keras_tensors(arg)]
+        if isinstance(arg, (list, tuple)):
+            graph.joins.add(name)
+    return graph
 
 
 def _topological(graph: _Graph, output: str) -> list:
+    """The layers the output depends on, inputs first; raises for the first that cannot be imported."""
     order, done, stack = [], set(), [(output, False)]
     while stack:
         name, expanded = stack.pop()
@@ -520,6 +535,9 @@ def _topological(graph: _Graph, output: str) -> list:
             continue
         stack.append((name, True))
         stack.extend((p, False) for p in graph.inputs.get(name, []) if p not in done)
+    problem = next((graph.problems[name] for name in order if name in graph.problems), None)
+    if problem is not None:
+        raise problem
     return order
 
 
@@ -557,7 +575,8 @@ def _functional_chain(model_entry, weights: _Weights):
         stray = next(name for name in order if name not in graph.inputs and name != source)
         raise KerasImportError(f"model {model_name!r}: layer {stray!r} is not computed from the input {source!r}")
     idom = _dominators(graph, order)
-    groups = dict(zip([e["name"] for e in config["layers"]], _layer_groups(weights, config["layers"])))
+    layer_entries = [e for e in config["layers"] if not _is_operation(e)]
+    groups = dict(zip([e["name"] for e in layer_entries], _layer_groups(weights, layer_entries)))
     claimed = set()
 
     def convert(name):

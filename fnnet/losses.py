@@ -215,8 +215,9 @@ def per_example(fn: Callable) -> Callable:
     return jax.vmap(one)
 
 
-def _over_outputs(fn):
-    """Apply a per-example loss to each (y_true, y_pred) leaf pair and sum, as Keras sums multi-output losses."""
+def _over_outputs(fn, average=False):
+    """Apply a per-example function to each (y_true, y_pred) leaf pair and sum (losses, as Keras
+    sums multi-output losses) or ``average`` (metrics) the results."""
 
     def total(y_true, y_pred):
         trues, preds = jax.tree_util.tree_leaves(y_true), jax.tree_util.tree_leaves(y_pred)
@@ -224,7 +225,8 @@ def _over_outputs(fn):
             return fn(trues[0], preds[0])
         if len(trues) != len(preds):
             raise ValueError(f"the model has {len(preds)} outputs but y holds {len(trues)} arrays")
-        return sum(fn(t, p) for t, p in zip(trues, preds))
+        total_value = sum(fn(t, p) for t, p in zip(trues, preds))
+        return total_value / len(preds) if average else total_value
 
     return total
 

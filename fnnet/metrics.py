@@ -119,7 +119,9 @@ def get_metric(metric, loss=None) -> Metric:
     The history key is the name as given (``'mae'``, ``'accuracy'``) or the callable's
     ``__name__``. ``loss`` (name or :class:`fnnet.losses.Loss`) tells ``'accuracy'``
     whether binary outputs are logits. A callable must be a mean over its batch; it is
-    applied one example at a time (see :func:`fnnet.losses.per_example`).
+    applied one example at a time (see :func:`fnnet.losses.per_example`). For a model
+    with several outputs, a named metric is averaged over them (Keras reports one per
+    output; pass one callable per output for that).
 
     >>> import fnnet, jax.numpy as jnp
     >>> acc = fnnet.get_metric('accuracy', loss='binary_crossentropy_from_logits')
@@ -132,11 +134,12 @@ def get_metric(metric, loss=None) -> Metric:
         key = metric.lower()
         if key in ("accuracy", "acc"):
             from_logits = loss is not None and _losses.get_loss(loss).from_logits
-            return Metric(metric, _losses._over_outputs(functools.partial(accuracy, from_logits=from_logits)))
+            return Metric(metric, _losses._over_outputs(functools.partial(accuracy, from_logits=from_logits),
+                                                        average=True))
         if key not in _BY_NAME:
             raise ValueError(f"unknown metric {metric!r}; known names: {', '.join(METRIC_NAMES)}")
         fn, finalize = _BY_NAME[key]
-        return Metric(metric, _losses._over_outputs(fn), finalize)
+        return Metric(metric, _losses._over_outputs(fn, average=True), finalize)
     if callable(metric):
         return Metric(_losses._name_of(metric), _losses.per_example(metric))
     raise TypeError(f"metric must be a Keras metric name or a callable (y_true, y_pred) -> scalar, got {metric!r}")

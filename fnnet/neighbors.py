@@ -28,7 +28,6 @@ only the inputs themselves and O(N) copies of the training set scale with the da
 
 from __future__ import annotations
 
-import functools
 import operator
 
 import jax
@@ -76,7 +75,7 @@ def _check_finite(name: str, x):
     if not finite.all():
         where = tuple(int(i) for i in np.argwhere(~finite)[0])
         what = "NaN" if np.isnan(x[where]) else "an infinite value"
-        place = f"row {where[0]}, column {where[1]}" if len(where) == 2 else f"row {where[0]}"
+        place = {1: f"row {where[0]}", 2: f"row {where[0]}, column {where[-1]}"}.get(len(where), f"index {where}")
         raise ValueError(f"{name} contains {what} at {place}")
 
 
@@ -162,32 +161,39 @@ def _nearest(train_x, query_x, k, metric, max_block_bytes):
     return (distances, indices) if search_k == k else (distances[:, :k], indices[:, :k])
 
 
-def _neighbor_weights(distances, weights):
+# Voting and averaging are written once for numpy and jax.numpy (``xp``): the eager
+# functions run them on the host (no compilation per query count, k and weights), the
+# layers inside their jitted forward pass.
+
+def _neighbor_weights(xp, distances, weights):
     """Per-neighbour weights; 'distance' follows scikit-learn, zero distances included."""
     if weights == "uniform":
-        return jnp.ones_like(distances)
+        return xp.ones_like(distances)
     if weights == "distance":
         # A row with exact matches gives them weight 1 and every other neighbour 0.
         zero = distances == 0
-        inverse = 1.0 / jnp.where(zero, 1.0, distances)
-        return jnp.where(jnp.any(zero, axis=1, keepdims=True), zero.astype(distances.dtype), inverse)
-    return jnp.asarray(weights(distances), distances.dtype)
+        inverse = 1.0 / xp.where(zero, 1.0, distances)
+        return xp.where(xp.any(zero, axis=1, keepdims=True), zero.astype(distances.dtype), inverse)
+    return xp.asarray(weights(distances), dtype=distances.dtype)
 
 
-@functools.partial(jax.jit, static_argnames=("weights", "n_classes"))
-def _vote_codes(neighbor_codes, distances, *, weights, n_classes):
+def _vote_codes(xp, neighbor_codes, distances, weights, n_classes):
     """The winning class code per row of ``neighbor_codes`` (queries, k)."""
-    w = _neighbor_weights(distances, weights)
-    votes = jnp.sum(jax.nn.one_hot(neighbor_codes, n_classes, dtype=w.dtype) * w[..., None], axis=1)
-    return jnp.argmax(votes, axis=1)  # the first maximum: ties go to the smallest label
+    w = _neighbor_weights(xp, distances, weights)
+    rows = xp.arange(neighbor_codes.shape[0])[:, None]
+    if xp is np:
+        votes = np.zeros((len(w), n_classes), w.dtype)
+        np.add.at(votes, (rows, neighbor_codes), w)
+    else:
+        votes = jnp.zeros((w.shape[0], n_classes), w.dtype).at[rows, neighbor_codes].add(w)
+    return xp.argmax(votes, axis=1)  # the first maximum: ties go to the smallest label
 
 
-@functools.partial(jax.jit, static_argnames=("weights",))
-def _average(neighbor_targets, distances, *, weights):
+def _average(xp, neighbor_targets, distances, weights):
     """The (weighted) mean over axis 1 of ``neighbor_targets`` (queries, k[, outputs])."""
-    w = _neighbor_weights(distances, weights)
+    w = _neighbor_weights(xp, distances, weights)
     w = w.reshape(w.shape + (1,) * (neighbor_targets.ndim - 2))
-    return jnp.sum(neighbor_targets * w, axis=1) / jnp.sum(w, axis=1)
+    return xp.sum(neighbor_targets * w, axis=1) / xp.sum(w, axis=1)
 
 
 def _float_targets(y):
@@ -259,9 +265,8 @@ def vote(neighbor_labels, distances=None, weights="uniform"):
     if distances.shape != labels.shape:
         raise ValueError(f"distances has shape {distances.shape} but neighbor_labels has {labels.shape}")
     classes, codes = _class_labels("neighbor_labels", labels)
-    winners = _vote_codes(codes, distances.astype(_float_dtype(distances.dtype)), weights=weights,
-                          n_classes=len(classes))
-    return classes[np.asarray(winners)]
+    distances = distances.astype(_float_dtype(distances.dtype))
+    return classes[_vote_codes(np, codes, distances, weights, len(classes))]
 
 
 def classify(train_x, train_y, query_x, k=5, metric="euclidean", weights="uniform", *,
@@ -284,16 +289,16 @@ def classify(train_x, train_y, query_x, k=5, metric="euclidean", weights="unifor
         raise ValueError(f"train_y must be 1-D (one label per training row), got shape {labels.shape}")
     classes, codes = _class_labels("train_y", labels)
     distances, indices = _nearest(train_x, query_x, k, metric, max_block_bytes)
-    # The gathers run on the host: tiny, and they need no compilation per query count.
-    winners = _vote_codes(codes[np.asarray(indices)], distances, weights=weights, n_classes=len(classes))
-    return classes[np.asarray(winners)]
+    distances, indices = np.asarray(distances), np.asarray(indices)
+    return classes[_vote_codes(np, codes[indices], distances, weights, len(classes))]
 
 
 def regress(train_x, train_y, query_x, k=5, metric="euclidean", weights="uniform", *,
             max_block_bytes=DEFAULT_BLOCK_BYTES):
     """The mean target of each query's ``k`` nearest training rows (``weights`` as in :func:`vote`).
 
-    ``train_y`` is (rows,) or (rows, outputs); the result is (queries,) or (queries, outputs).
+    ``train_y`` is (rows,) or (rows, outputs); the result, a numpy array, is (queries,) or
+    (queries, outputs).
 
     >>> import numpy as np
     >>> from fnnet.neighbors import regress
@@ -305,7 +310,8 @@ def regress(train_x, train_y, query_x, k=5, metric="euclidean", weights="uniform
     _check_weights(weights)
     targets = _float_targets(_check_targets(train_y, train_x.shape[0]))
     distances, indices = _nearest(train_x, query_x, k, metric, max_block_bytes)
-    return _average(targets[np.asarray(indices)], distances, weights=weights)
+    distances, indices = np.asarray(distances), np.asarray(indices)
+    return _average(np, targets[indices], distances, weights)
 
 
 # ----------------------------------------------------------------------- layer style
@@ -317,6 +323,7 @@ def _knn_layer(kind, key, train_x, k, metric, weights, params, predict):
     k = _check_k(k, train_x.shape[0])
     n_features = train_x.shape[1]
     params = {"train_x": jnp.asarray(train_x), **params}
+    predict = jax.jit(predict)  # one compiled call when applied eagerly; inlined under jit
 
     def init_params(rng, input_shape):
         if len(input_shape) < 1 or input_shape[-1] not in (-1, n_features):
@@ -326,9 +333,9 @@ def _knn_layer(kind, key, train_x, k, metric, weights, params, predict):
 
     def forward(p, x, ctx):
         expect_last_dim(x, n_features)
+        if not _is_traced(x):
+            _check_finite("inputs", x)
         rows = jnp.reshape(x, (-1, n_features))  # inputs (..., features)
-        if not _is_traced(rows):
-            _check_finite("inputs", rows)
         distances, indices = _nearest(p["train_x"], rows, k, metric, DEFAULT_BLOCK_BYTES)
         out = predict(p, distances, indices)
         return out.reshape(jnp.shape(x)[:-1] + out.shape[1:])
@@ -370,8 +377,7 @@ def KNNClassifier(train_x, train_y, k=5, metric="euclidean", weights="uniform"):
                          "them first (np.unique(y, return_inverse=True)) or use neighbors.classify")
 
     def predict(p, distances, indices):
-        winners = _vote_codes(p["train_codes"][indices], distances, weights=weights, n_classes=len(classes))
-        return p["classes"][winners]
+        return p["classes"][_vote_codes(jnp, p["train_codes"][indices], distances, weights, len(classes))]
 
     return _knn_layer("KNNClassifier", "knn_classifier", train_x, k, metric, weights,
                       {"train_codes": jnp.asarray(codes), "classes": jnp.asarray(classes)}, predict)
@@ -393,7 +399,7 @@ def KNNRegressor(train_x, train_y, k=5, metric="euclidean", weights="uniform"):
     targets = _float_targets(_check_targets(train_y, train_x.shape[0]))
 
     def predict(p, distances, indices):
-        return _average(p["train_y"][indices], distances, weights=weights)
+        return _average(jnp, p["train_y"][indices], distances, weights)
 
     return _knn_layer("KNNRegressor", "knn_regressor", train_x, k, metric, weights, {"train_y": jnp.asarray(targets)},
                       predict)

@@ -80,8 +80,8 @@ def _sequences_per_second(batch_index: int):
 
 
 WORKLOADS = {w.name: w for w in [
-    Workload("matmul_2048", "one float32 2048^3 matmul", lambda s: matmul.contenders(s, s.matmul_sizes[0])),
-    Workload("matmul_4096", "one float32 4096^3 matmul", lambda s: matmul.contenders(s, s.matmul_sizes[1])),
+    Workload("matmul_2048", "one float32 2048^3 matmul", lambda s: matmul.contenders(s.matmul_sizes[0])),
+    Workload("matmul_4096", "one float32 4096^3 matmul", lambda s: matmul.contenders(s.matmul_sizes[1])),
     Workload("w1_epoch_b32", "one epoch of the MLP, batch 32", lambda s: mlp.epoch_contenders(s, s.mlp_batches[0])),
     Workload("w1_epoch_b1024", "one epoch of the MLP, batch 1024", lambda s: mlp.epoch_contenders(s, s.mlp_batches[1])),
     Workload("w2_train_t200", "one LSTM train step, batch 64, length 200",

@@ -329,6 +329,9 @@ def format_table(title: str, rows: dict[str, dict], left_out: dict[str, str] | N
                  rate: Callable[[dict], str] | None = None, rate_header: str = "") -> str:
     """A plain-text table of :func:`summarize`'s rows, fastest first, then the skipped.
 
+``first call`` is the warm-up call, timed apart: tracing, XLA compilation and first
+allocations, plus one run (``compile_s`` in the rows is that minus the median).
+
     ``rate(row) -> str`` adds a column (e.g. sequences/s) headed ``rate_header``.
 
     >>> found = {"fnnet": Measurement(Contender("fnnet", None), times=[0.02], first_call_s=1.5)}

@@ -108,14 +108,16 @@ def test_fit_trains_each_member_as_fit_would_alone(data):
     _, params = ensemble.init(rng, (-1, 4))
     settings = dict(optimizer="adam", epochs=3, batch_size=4, seed=5, verbose=0)
     together = fnnet.fit(ensemble, params, x, y, loss=fnnet.ensemble_loss("mse"), validation_split=0.25,
-                         **settings)
-    assert set(together.history) == {"loss", "val_loss"}
+                         metrics=[fnnet.ensemble_metric("rmse")], **settings)
+    assert set(together.history) == {"loss", "val_loss", "ensemble_rmse", "val_ensemble_rmse"}
     for i, key in enumerate(jax.random.split(rng, N)):
         alone = fnnet.fit(mlp(), mlp().init(key, (-1, 4))[1], x, y, loss="mse", validation_split=0.25,
                           **settings)
         tree_allclose(fnnet.member_params(together.params, i), alone.params, rtol=1e-4, atol=1e-5)
     predictions = fnnet.predict(fnnet.Ensemble(mlp(), N, reduce="mean"), together.params, x)
     assert predictions.shape == (16, 1)
+    val_rmse = np.sqrt(np.mean((predictions[12:] - y[12:]) ** 2))
+    np.testing.assert_allclose(together.history["val_ensemble_rmse"][-1], val_rmse, rtol=1e-4)
 
 
 def test_members_draw_different_dropout_masks():
@@ -158,3 +160,5 @@ def test_errors_name_the_ensemble_and_the_member_layer():
         fnnet.Ensemble(mlp(), 2, reduce="median")
     with pytest.raises(ValueError, match="members"):
         fnnet.ensemble_loss(mse)(jnp.zeros(3), jnp.zeros(3))
+    with pytest.raises(ValueError, match="members"):
+        fnnet.ensemble_metric("mae")(jnp.zeros(3), jnp.zeros(3))

@@ -70,3 +70,9 @@ def test_metrics_agree_with_keras():
     rmse = keras.metrics.RootMeanSquaredError()
     rmse.update_state(y_true, y_pred)
     assert float(rmse.result()) == pytest.approx(float(fnnet.get_metric("rmse")(y_true, y_pred)), rel=1e-6)
+
+
+def test_named_metrics_average_over_several_outputs():
+    y = (np.array([1, 0]), np.array([1, 1]))
+    pred = (np.array([[0.9], [0.2]]), np.array([[0.8], [0.1]]))
+    assert float(fnnet.get_metric("binary_accuracy")(y, pred)) == pytest.approx(0.75)

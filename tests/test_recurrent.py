@@ -103,8 +103,7 @@ def _inputs(batch=3, time=6, features=4, seed=2):
 
 # ------------------------------------------------------------------------------ cells
 
-@pytest.mark.parametrize("go_backwards", [False, True])
-@pytest.mark.parametrize("cell", sorted(CELLS))
+@pytest.mark.parametrize("cell, go_backwards", [(cell, False) for cell in sorted(CELLS)] + [("lstm", True)])
 def test_cell_matches_the_keras_equations(cell, go_backwards):
     make, reference = CELLS[cell]
     layer = make(return_sequences=True, return_state=True, go_backwards=go_backwards)
@@ -164,9 +163,9 @@ def test_use_bias_false_has_no_bias():
 
 # ----------------------------------------------------------------------------- shapes
 
-@pytest.mark.parametrize("cell", sorted(CELLS))
-@pytest.mark.parametrize("return_sequences", [False, True])
-@pytest.mark.parametrize("return_state", [False, True])
+@pytest.mark.parametrize("cell, return_sequences, return_state",
+                         [(cell, flag, flag) for cell in sorted(CELLS) for flag in (False, True)]
+                         + [("lstm", True, False), ("lstm", False, True)])
 def test_declared_shapes_equal_produced_shapes(cell, return_sequences, return_state):
     layer = CELLS[cell][0](return_sequences=return_sequences, return_state=return_state)
     model = fnnet.serial(fnnet.Embedding(30, 4), layer)
@@ -222,7 +221,7 @@ def assert_padding_invariant(model, atol=1e-5):
                                    err_msg=f"{case}, rows: trailing, trailing, leading, leading")
 
 
-@pytest.mark.parametrize("recurrent", [fnnet.LSTM(6), fnnet.GRU(6), fnnet.SimpleRNN(6)], ids=lambda l: l.name)
+@pytest.mark.parametrize("recurrent", [fnnet.LSTM(6), fnnet.GRU(6)], ids=lambda l: l.name)
 def test_padding_does_not_change_the_final_output(recurrent):
     assert_padding_invariant(fnnet.serial(fnnet.Embedding(50, 8, mask_zero=True), recurrent))
 
@@ -290,12 +289,14 @@ TWINS = {
 }
 
 
-@pytest.mark.parametrize("options", [
-    dict(return_state=True),
-    dict(return_sequences=True, return_state=True, go_backwards=True, zero_output_for_mask=False, masked=True),
-    dict(return_sequences=True, return_state=True, masked=True, initial_state=True),
-], ids=["plain", "backwards-masked", "masked-initial-state"])
-@pytest.mark.parametrize("cell", sorted(TWINS))
+EVERYTHING = dict(return_sequences=True, return_state=True, go_backwards=True, zero_output_for_mask=False,
+                  masked=True, initial_state=True)
+
+
+@pytest.mark.parametrize("cell, options", [(cell, options) for cell in sorted(TWINS)
+                                           for options in (dict(return_state=True), EVERYTHING)]
+                         + [("lstm", dict(return_sequences=True, return_state=True, masked=True))],
+                         ids=lambda v: v if isinstance(v, str) else "-".join(sorted(v)))
 def test_hand_written_backward_pass_matches_jax_autodiff(cell, options):
     options = dict(options)
     masked, initial_state = options.pop("masked", False), options.pop("initial_state", False)
@@ -326,6 +327,7 @@ def test_gradients_work_under_vmap_over_stacked_params():
     stacked = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *members)
     grad = jax.grad(lambda p: jnp.sum(layer.apply(p, x) ** 2))
     batched = jax.jit(jax.vmap(grad))(stacked)
+    grad = jax.jit(grad)
     for i, member in enumerate(members):
         for key, g in grad(member).items():
             np.testing.assert_allclose(batched[key][i], g, atol=1e-6)

@@ -177,7 +177,7 @@ def test_mixing_is_reported_on_a_minimal_batch_with_the_place():
 
 def test_nan_is_reported_on_the_smallest_batch():
     _, message = violated(nan_for_negatives(), (-1, 3))
-    assert "input shape (1, 3)" in message and "non-finite" in message
+    assert "input shape (1, 3)" in message and "non-finite" in message  # shrunk to a batch of one
 
 
 def test_layer_error_inside_apply_becomes_a_named_violation():

@@ -298,6 +298,8 @@ def fit(model, params, x, y, *, loss, optimizer, epochs, batch_size, seed=0, val
     prog = program(model, loss, metrics, optimizer, frozen, mesh)
     if state is None:
         state = initial_state(model, x)
+    if callable(callbacks) or hasattr(callbacks, "on_epoch_end"):
+        callbacks = [callbacks]
     callbacks = [as_callback(c) for c in callbacks]
     per_step = any(callable(getattr(cb, "on_batch_end", None)) for cb in callbacks)
     if scan_epoch is True and per_step:

@@ -55,6 +55,7 @@ def _chunked_knn(s: Sizes):
 
 
 def classify_contenders(s: Sizes) -> list[Contender]:
+    """Labels (or neighbour indices) of ``s.knn_queries`` queries; models fitted untimed."""
     points, labels, queries = knn_data(s)
     flops = knn_flops(s.knn_queries, s.knn_points, s.knn_features)
 

@@ -28,6 +28,7 @@ def lstm_forward_flops(batch: int, length: int, embed: int, units: int, classes:
 
 
 def lstm_data(s: Sizes, batch: int, length: int):
+    """Random token ids ``(batch, length)`` in ``[1, vocab)`` and labels ``(batch,)``."""
     rng = np.random.default_rng(0)
     tokens = rng.integers(1, s.vocab, size=(batch, length), dtype=np.int32)  # no padding: no masks anywhere
     labels = rng.integers(0, s.classes, size=(batch,), dtype=np.int32)
@@ -165,6 +166,7 @@ def _torch_lstm(s: Sizes):
 
 
 def train_step_contenders(s: Sizes, length: int) -> list[Contender]:
+    """One Adam step on a fixed batch of ``s.train_batch`` sequences of ``length`` tokens."""
     tokens, labels = lstm_data(s, s.train_batch, length)
     flops = TRAIN_FLOPS_PER_FORWARD * lstm_forward_flops(s.train_batch, length, s.embed, s.units, s.classes)
 
@@ -257,6 +259,7 @@ def train_step_contenders(s: Sizes, length: int) -> list[Contender]:
 
 
 def inference_contenders(s: Sizes, batch: int) -> list[Contender]:
+    """The forward pass (logits) of ``batch`` sequences of ``s.infer_length`` tokens."""
     tokens, _ = lstm_data(s, batch, s.infer_length)
     flops = lstm_forward_flops(batch, s.infer_length, s.embed, s.units, s.classes)
 

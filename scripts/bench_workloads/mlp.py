@@ -31,6 +31,7 @@ def mlp_train_flops(rows: int, features: int, hidden: tuple) -> float:
 
 
 def mlp_data(s: Sizes):
+    """Random float32 features ``(rows, features)`` and targets ``(rows, 1)``."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((s.mlp_rows, s.mlp_features), dtype=np.float32)
     y = (x[:, :1] - 0.5 * x[:, 1:2] + 0.1 * rng.standard_normal((s.mlp_rows, 1))).astype(np.float32)
@@ -95,6 +96,7 @@ def _equinox_mlp(s: Sizes):
 
 
 def epoch_contenders(s: Sizes, batch_size: int) -> list[Contender]:
+    """One epoch at ``batch_size``: ``fnnet.fit``, each peer's idiomatic loop, and the scans."""
     x, y = mlp_data(s)
     flops = mlp_train_flops(s.mlp_rows, s.mlp_features, s.mlp_hidden)
     loop, scan = jitted_loop_epoch, scanned_epoch
