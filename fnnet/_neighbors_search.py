@@ -85,7 +85,7 @@ def plan_search(n_train: int, n_queries: int, n_features: int, k: int, metric: s
     n_train_blocks = -(-n_train // train_block)
     n_groups = n_train_blocks * train_block // group
     kept_groups = min(k + EXTRA_GROUPS, n_groups)
-    per_pair = n_features if metric == "manhattan" else 1
+    per_pair = 1
     budget = max(1, max_block_bytes // itemsize)
     candidates = max(group * n_features, kept_groups * group)  # gathered rows of one kept group
 
