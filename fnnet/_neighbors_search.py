@@ -13,12 +13,18 @@ with bounded memory:
    nearest points always lie in the k groups with the smallest minima (a group holding one
    of them has its minimum at or before it in (distance, index) order), so this selection
    is exact; ``kept_groups`` adds a margin for float rounding of the ranking key.
-4. The candidates of the kept groups get their distances recomputed directly from the raw
-   data (``sum((t - q)**2)``, no cancellation), and a last ``lax.top_k`` picks the ``k``.
+4. The candidates of the kept groups (one kept group per query at a time) get their
+   distances recomputed directly from the raw data (``sum((t - q)**2)``, no cancellation),
+   and a last ``lax.top_k`` picks the ``k``.
 
 Ties go to the lower training index everywhere: ``lax.top_k`` keeps the lower position
 among equal values and positions are kept in training-index order (groups are contiguous
-and sorted before the candidates are gathered), so results match scikit-learn's brute force.
+and sorted before their candidates are compared). The key is computed exactly for small
+integer data (digits) thanks to :func:`_center`, so exact ties stay ties.
+
+Costs, measured (N = 100,000 x 64, 2,000 queries): the matrix product with the group
+minima about 75%, the candidate stage about 20%; gathering all kept groups at once
+instead cost 40% more, and a ``lax.top_k`` over whole distance rows as much as the product.
 """
 
 from __future__ import annotations
@@ -71,8 +77,8 @@ def plan_search(n_train: int, n_queries: int, n_features: int, k: int, metric: s
                 max_block_bytes: int = DEFAULT_BLOCK_BYTES, itemsize: int = 4) -> SearchPlan:
     """Choose block sizes so that no per-chunk buffer exceeds ``max_block_bytes``.
 
-    The buffers of one query chunk are its distance block (``query_block x train_block``,
-    times ``n_features`` for manhattan's broadcast difference), its group minima over the
+    The buffers of one query chunk are its distance block (``query_block x train_block``;
+    manhattan's broadcast difference is fused into its sum, never stored), its group minima over the
     whole training set and the candidate rows of one kept group; training blocks shrink
     until one query's share fits, then ``query_block`` until the block fits (down to one
     query: the floor is one query's group minima and candidates).
@@ -85,13 +91,12 @@ def plan_search(n_train: int, n_queries: int, n_features: int, k: int, metric: s
     n_train_blocks = -(-n_train // train_block)
     n_groups = n_train_blocks * train_block // group
     kept_groups = min(k + EXTRA_GROUPS, n_groups)
-    per_pair = 1
     budget = max(1, max_block_bytes // itemsize)
     candidates = max(group * n_features, kept_groups * group)  # gathered rows of one kept group
 
     def per_query(tb):
         # the distance block, and the group minima held twice (stacked, then transposed).
-        return max(tb * per_pair, 2 * (-(-n_train // tb) * tb // group))
+        return max(tb, 2 * (-(-n_train // tb) * tb // group))
 
     while train_block > group and per_query(train_block) > budget:
         train_block = max(group, _round_up(train_block // 2, group))

@@ -141,7 +141,7 @@ def _plan(train_x, query_x, k, metric, max_block_bytes):
                        max_block_bytes, itemsize)
 
 
-# ---------------------------------------------------------------------- jitted models
+# ---------------------------------------------------- search, votes and averages
 
 def _search_k(k: int, n_train: int) -> int:
     """The k the search runs with: k rounded up to a power of two, at least 8, at most n_train.
@@ -154,11 +154,16 @@ def _search_k(k: int, n_train: int) -> int:
 
 
 def _nearest(train_x, query_x, k, metric, max_block_bytes):
-    """The jitted search for already checked inputs; ``(distances, indices)``, each (queries, k)."""
+    """The jitted search for checked inputs: ``(distances, indices)`` of at least the k
+    nearest (:func:`_search_k` of them); callers keep the first k columns."""
     search_k = _search_k(k, train_x.shape[0])
     plan = _plan(train_x, query_x, search_k, metric, max_block_bytes)
-    distances, indices = search(train_x, query_x, k=search_k, metric=metric, plan=plan)
-    return (distances, indices) if search_k == k else (distances[:, :k], indices[:, :k])
+    return search(train_x, query_x, k=search_k, metric=metric, plan=plan)
+
+
+def _on_host(neighbours, k):
+    """The first k columns of ``(distances, indices)`` as numpy arrays (sliced without compiling)."""
+    return tuple(np.asarray(a)[:, :k] for a in neighbours)
 
 
 # Voting and averaging are written once for numpy and jax.numpy (``xp``): the eager
@@ -235,7 +240,8 @@ def kneighbors(train_x, query_x, k, metric="euclidean", *, max_block_bytes=DEFAU
     ([[0, 2], [1, 2]], [[0.0, 1.0], [1.0, 3.605551242828369]])
     """
     train_x, query_x, k = _checked(train_x, query_x, k, metric)
-    return _nearest(train_x, query_x, k, metric, max_block_bytes)
+    distances, indices = _nearest(train_x, query_x, k, metric, max_block_bytes)
+    return (distances, indices) if indices.shape[1] == k else (distances[:, :k], indices[:, :k])
 
 
 def vote(neighbor_labels, distances=None, weights="uniform"):
@@ -288,8 +294,7 @@ def classify(train_x, train_y, query_x, k=5, metric="euclidean", weights="unifor
     if labels.ndim != 1:
         raise ValueError(f"train_y must be 1-D (one label per training row), got shape {labels.shape}")
     classes, codes = _class_labels("train_y", labels)
-    distances, indices = _nearest(train_x, query_x, k, metric, max_block_bytes)
-    distances, indices = np.asarray(distances), np.asarray(indices)
+    distances, indices = _on_host(_nearest(train_x, query_x, k, metric, max_block_bytes), k)
     return classes[_vote_codes(np, codes[indices], distances, weights, len(classes))]
 
 
@@ -309,8 +314,7 @@ def regress(train_x, train_y, query_x, k=5, metric="euclidean", weights="uniform
     train_x, query_x, k = _checked(train_x, query_x, k, metric)
     _check_weights(weights)
     targets = _float_targets(_check_targets(train_y, train_x.shape[0]))
-    distances, indices = _nearest(train_x, query_x, k, metric, max_block_bytes)
-    distances, indices = np.asarray(distances), np.asarray(indices)
+    distances, indices = _on_host(_nearest(train_x, query_x, k, metric, max_block_bytes), k)
     return _average(np, targets[indices], distances, weights)
 
 
@@ -323,7 +327,8 @@ def _knn_layer(kind, key, train_x, k, metric, weights, params, predict):
     k = _check_k(k, train_x.shape[0])
     n_features = train_x.shape[1]
     params = {"train_x": jnp.asarray(train_x), **params}
-    predict = jax.jit(predict)  # one compiled call when applied eagerly; inlined under jit
+    # One compiled call when applied eagerly (inlined under an outer jit).
+    predict_first_k = jax.jit(lambda p, d, i: predict(p, d[:, :k], i[:, :k]))
 
     def init_params(rng, input_shape):
         if len(input_shape) < 1 or input_shape[-1] not in (-1, n_features):
@@ -337,7 +342,7 @@ def _knn_layer(kind, key, train_x, k, metric, weights, params, predict):
             _check_finite("inputs", x)
         rows = jnp.reshape(x, (-1, n_features))  # inputs (..., features)
         distances, indices = _nearest(p["train_x"], rows, k, metric, DEFAULT_BLOCK_BYTES)
-        out = predict(p, distances, indices)
+        out = predict_first_k(p, distances, indices)
         return out.reshape(jnp.shape(x)[:-1] + out.shape[1:])
 
     return leaf(f"{kind}(k={k})", forward, init_params, key=key)
@@ -348,7 +353,9 @@ def KNNClassifier(train_x, train_y, k=5, metric="euclidean", weights="uniform"):
 
     ``init`` stores the training set in the params (``{'train_x', 'train_codes', 'classes'}``),
     so it is saved with checkpoints, counted by ``summary`` and can be swapped for another
-    training set of the same shape; it is data, not something to train. Labels must be
+    training set of the same shape; it is data, not something to train (when training the
+    rest of a model, leave it out with ``fnnet.freeze(optimizer, params, ['knn_classifier_1'])``,
+    the layer's params key). Labels must be
     numeric (encode strings first, or use :func:`classify`). Inputs are (..., features).
     The layer is not registered for ``to_spec``: its arguments are arrays.
 

@@ -15,11 +15,12 @@ line by line where it is not, never an exception for a stray byte.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import re
 from pathlib import Path
-from typing import NamedTuple, Optional
+from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -31,13 +32,15 @@ SENTIMENT_CLASSES = ("negative", "positive")
 RT_POLARITY_FILES = ("rt-polarity.neg", "rt-polarity.pos")
 
 
-class TextDataset(NamedTuple):
-    """Texts with integer labels.
+@dataclasses.dataclass(frozen=True)
+class TextDataset:
+    """Texts with integer labels; ``len()`` is the number of texts.
 
     ``texts``: list of str; ``labels``: int64 array, ``labels[i]`` indexes
     ``class_names`` (for sentiment data 0 is ``'negative'``, 1 ``'positive'``);
     ``is_test``: a bool array marking the data set's own test examples where it comes
     split (IMDB), else None; ``source``: where it was read from, for messages.
+    ``dataclasses.replace(data, texts=...)`` makes a changed copy.
     """
 
     texts: list

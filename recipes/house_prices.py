@@ -22,8 +22,9 @@ The steps, all fit on training rows only:
 - model: ``serial(Dense(400), Relu, Dense(200), Relu, Dense(1))`` with dropout and AdamW
   weight decay, ``--ensemble K`` copies trained at once by :func:`fnnet.Ensemble`, early
   stopping on a validation split of the training rows (without its partial sales);
-  predictions average the members' log prices. With ``--refit`` a fresh ensemble is then
-  trained on all training rows for the best number of epochs.
+  predictions average the members' log prices;
+- refit (``--no-refit`` skips it): a fresh ensemble trained on all training rows for the
+  best number of epochs makes the test predictions and the saved model.
 A ridge regression on the same features (penalty chosen by leave-one-out on the training
 rows) is reported for context.
 """
@@ -292,7 +293,7 @@ def parse_args(argv=None):
     model.add_argument("--learning-rate", type=float, default=1e-3)
     model.add_argument("--weight-decay", type=float, default=1e-2, help="AdamW's decoupled weight decay")
     model.add_argument("--dropout", type=float, default=0.1, help="dropout rate after each hidden layer")
-    model.add_argument("--refit", action=argparse.BooleanOptionalAction, default=False,
+    model.add_argument("--refit", action=argparse.BooleanOptionalAction, default=True,
                        help="after early stopping, train again on all training houses for the best "
                             "number of epochs; the test predictions and saved model come from that")
     model.add_argument("--seed", type=int, default=0, help="seeds the data split, initialisation and shuffling")
@@ -324,6 +325,47 @@ def load_tables(args):
     return train, test, "the Ames test split"
 
 
+class Trained(NamedTuple):
+    features: Features
+    params: object
+    history: dict
+    best_epoch: int
+    seconds: float
+
+
+def train_with_validation(args, fit_table, val_table, say) -> Trained:
+    """Train on ``fit_table`` with early stopping on ``val_table``; print the model summary."""
+    features = Features.fit(fit_table)
+    x_fit = features.x(fit_table, args.train or "train")
+    input_shape = (-1, x_fit.shape[1])
+    say(fnnet.summary(build_member(args.dropout), input_shape))
+    say(fnnet.summary(averaging_model(args), input_shape))
+    # Early stopping watches the validation houses minus the partial sales dropped from training:
+    # one such house would otherwise decide the epoch. The reported scores include it.
+    stop_table = drop_outliers(val_table)
+    started = time.perf_counter()
+    result, best_epoch = train_ensemble(args, x_fit, features.y(fit_table),
+                                        validation=(features.x(stop_table), features.y(stop_table)),
+                                        verbose=0 if args.quiet else 1)
+    return Trained(features, result.params, result.history, best_epoch, time.perf_counter() - started)
+
+
+def refit_on_all(args, train_table, epochs, say) -> Trained:
+    """A fresh ensemble (and preprocessing) on every training house for a fixed number of epochs."""
+    table = drop_outliers(train_table)
+    features = Features.fit(table)
+    say(f"Refitting on all {len(table)} training houses for {epochs} epochs")
+    started = time.perf_counter()
+    result, _ = train_ensemble(args, features.x(table, args.train or "train"), features.y(table), epochs=epochs,
+                               verbose=0 if args.quiet else 1)
+    return Trained(features, result.params, result.history, epochs, time.perf_counter() - started)
+
+
+def log_price_predictions(args, trained: Trained, table, source) -> np.ndarray:
+    return trained.features.log_price(fnnet.predict(averaging_model(args), trained.params,
+                                                    trained.features.x(table, source)))
+
+
 def main(argv=None) -> dict:
     """Run the recipe; returns the metrics (also written by ``--metrics-out``)."""
     args = parse_args(argv)
@@ -334,72 +376,53 @@ def main(argv=None) -> dict:
     val_table = train_table.iloc[val_rows].reset_index(drop=True)
     say(f"{len(fit_table)} training houses ({len(fit_rows) - len(fit_table)} outliers dropped), "
         f"{len(val_table)} validation houses")
+    if test_table is not None:  # a malformed test file fails now, not after training
+        Features.fit(fit_table).x(test_table, test_source)
 
-    features = Features.fit(fit_table)
-    x_fit, x_val = features.x(fit_table, args.train or "train"), features.x(val_table, args.train or "train")
-    if test_table is not None:
-        features.x(test_table, test_source)  # a malformed test file fails now, not after training
+    validated = train_with_validation(args, fit_table, val_table, say)
+    val_log_pred = log_price_predictions(args, validated, val_table, args.train or "train")
+    x_fit = validated.features.x(fit_table)
     ridge, alpha = ridge_fit(x_fit.astype(float), log_prices(fit_table))
-    input_shape = (-1, x_fit.shape[1])
-    say(fnnet.summary(build_member(args.dropout), input_shape))
-    say(fnnet.summary(averaging_model(args), input_shape))
-
-    # Early stopping watches the validation houses minus the partial sales dropped from training:
-    # one such house would otherwise decide the epoch. The reported scores include it.
-    stop_table = drop_outliers(val_table)
-    started = time.perf_counter()
-    result, best_epoch = train_ensemble(args, x_fit, features.y(fit_table),
-                                        validation=(features.x(stop_table), features.y(stop_table)),
-                                        verbose=0 if args.quiet else 1)
-    train_seconds = time.perf_counter() - started
-    val_log_pred = features.log_price(fnnet.predict(averaging_model(args), result.params, x_val))
     metrics = {
         "val_rmse": rmse(np.exp(val_log_pred), np.exp(log_prices(val_table))),
         "val_rmsle": rmse(val_log_pred, log_prices(val_table)),
-        "n_params": fnnet.count_params(result.params),
-        "train_seconds": 0.0,
+        "n_params": fnnet.count_params(validated.params),
+        "train_seconds": round(validated.seconds, 2),
         "n_train": len(fit_table),
         "n_val": len(val_table),
         "n_features": x_fit.shape[1],
         "ensemble_size": args.ensemble,
-        "best_epoch": best_epoch,
-        "epochs_run": len(result.history["loss"]),
-        "ridge_val_rmsle": rmse(ridge(x_val.astype(float)), log_prices(val_table)),
+        "best_epoch": validated.best_epoch,
+        "epochs_run": len(validated.history["loss"]),
+        "ridge_val_rmsle": rmse(ridge(validated.features.x(val_table).astype(float)), log_prices(val_table)),
         "ridge_alpha": alpha,
-        "refit": bool(args.refit),
+        "refit": False,
         "seed": args.seed,
     }
-    history, validated = result.history, features
-    if args.refit:
-        all_table = drop_outliers(train_table)
-        features = Features.fit(all_table)
-        say(f"Refitting on all {len(all_table)} training houses for {best_epoch} epochs")
-        started = time.perf_counter()
-        result, _ = train_ensemble(args, features.x(all_table, args.train or "train"), features.y(all_table),
-                                   epochs=best_epoch, verbose=0 if args.quiet else 1)
-        train_seconds += time.perf_counter() - started
-        metrics["n_refit"] = len(all_table)
-    metrics["train_seconds"] = round(train_seconds, 2)
+    final = validated
+    if args.refit and (test_table is not None or args.save_model):
+        final = refit_on_all(args, train_table, validated.best_epoch, say)
+        metrics.update(refit=True, n_refit=len(drop_outliers(train_table)),
+                       train_seconds=round(validated.seconds + final.seconds, 2))
 
     if test_table is not None:
-        x_test = features.x(test_table, test_source)
-        test_log_pred = features.log_price(fnnet.predict(averaging_model(args), result.params, x_test))
+        test_log_pred = log_price_predictions(args, final, test_table, test_source)
         if TARGET in test_table:  # the default data set knows its test prices
-            metrics["test_rmsle"] = rmse(test_log_pred, log_prices(test_table))
-            metrics["ridge_test_rmsle"] = rmse(ridge(validated.x(test_table, test_source).astype(float)),
-                                               log_prices(test_table))
-            metrics["n_test"] = len(test_table)
+            x_test = validated.features.x(test_table, test_source)
+            metrics.update(test_rmsle=rmse(test_log_pred, log_prices(test_table)), n_test=len(test_table),
+                           ridge_test_rmsle=rmse(ridge(x_test.astype(float)), log_prices(test_table)))
         if args.submission:
             write_submission(args.submission, test_table[ID], np.exp(test_log_pred))
     say(", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
     if args.metrics_out:
         Path(args.metrics_out).write_text(json.dumps(metrics, indent=2) + "\n")
     if args.plot:
-        fnnet.plot_history(history, args.plot, title=f"House prices: ensemble of {args.ensemble} MLPs, "
-                                                     "loss on standardised log prices")
+        fnnet.plot_history(validated.history, args.plot,
+                           title=f"House prices: ensemble of {args.ensemble} MLPs on standardised log prices")
     if args.save_model:
-        fnnet.save_model(args.save_model, averaging_model(args), result.params,
-                         input_shape=(-1, len(features.prep.feature_names)), metadata=features.metadata())
+        fnnet.save_model(args.save_model, averaging_model(args), final.params,
+                         input_shape=(-1, len(final.features.prep.feature_names)),
+                         metadata=final.features.metadata())
     return metrics
 
 

@@ -108,16 +108,26 @@ def test_fit_trains_each_member_as_fit_would_alone(data):
     _, params = ensemble.init(rng, (-1, 4))
     settings = dict(optimizer="adam", epochs=3, batch_size=4, seed=5, verbose=0)
     together = fnnet.fit(ensemble, params, x, y, loss=fnnet.ensemble_loss("mse"), validation_split=0.25,
-                         metrics=[fnnet.ensemble_metric("rmse")], **settings)
-    assert set(together.history) == {"loss", "val_loss", "ensemble_rmse", "val_ensemble_rmse"}
+                         **settings)
+    assert set(together.history) == {"loss", "val_loss"}
     for i, key in enumerate(jax.random.split(rng, N)):
         alone = fnnet.fit(mlp(), mlp().init(key, (-1, 4))[1], x, y, loss="mse", validation_split=0.25,
                           **settings)
         tree_allclose(fnnet.member_params(together.params, i), alone.params, rtol=1e-4, atol=1e-5)
     predictions = fnnet.predict(fnnet.Ensemble(mlp(), N, reduce="mean"), together.params, x)
     assert predictions.shape == (16, 1)
-    val_rmse = np.sqrt(np.mean((predictions[12:] - y[12:]) ** 2))
-    np.testing.assert_allclose(together.history["val_ensemble_rmse"][-1], val_rmse, rtol=1e-4)
+
+
+def test_ensemble_metric_scores_the_members_average(data):
+    x, y = data
+    _, params = fnnet.Ensemble(mlp(), N).init(jax.random.PRNGKey(0), (-1, 4))
+    members = fnnet.Ensemble(mlp(), N).apply(params, x)
+    average = fnnet.Ensemble(mlp(), N, reduce="mean").apply(params, x)
+    metric = fnnet.ensemble_metric("rmse")
+    assert metric.name == "ensemble_rmse"
+    np.testing.assert_allclose(metric(y, members), np.sqrt(np.mean((average - y) ** 2)), rtol=1e-5)
+    member_rmse = [np.sqrt(np.mean((members[:, i] - y) ** 2)) for i in range(N)]
+    assert float(metric(y, members)) <= np.mean(member_rmse) + 1e-6   # averaging never hurts RMSE
 
 
 def test_members_draw_different_dropout_masks():

@@ -9,6 +9,7 @@ import pytest
 from recipes import house_prices
 
 FAST = ["--epochs", "2", "--ensemble", "2", "--patience", "1", "--quiet"]
+NO_REFIT = ["--no-refit"]
 
 
 def synthetic_houses(n, seed, first_id=1, with_price=True):
@@ -135,9 +136,9 @@ def test_real_data_slice_runs_in_seconds(house_prices_dir, tmp_path):
     test = pd.read_csv(house_prices_dir / "test.csv", nrows=40)
     test.to_csv(tmp_path / "test.csv", index=False)
     metrics = house_prices.main(["--train", str(tmp_path / "train.csv"), "--test", str(tmp_path / "test.csv"),
-                                 "--submission", str(tmp_path / "s.csv"), *FAST])
+                                 "--submission", str(tmp_path / "s.csv"), *FAST, *NO_REFIT])
     written = pd.read_csv(tmp_path / "s.csv")
     assert written["Id"].tolist() == test["Id"].tolist() and np.all(written["SalePrice"] > 0)
-    assert metrics["n_val"] == 60 and np.isfinite(metrics["val_rmsle"])
+    assert metrics["n_val"] == 60 and np.isfinite(metrics["val_rmsle"]) and not metrics["refit"]
     member_params = (metrics["n_features"] + 1) * 400 + (400 + 1) * 200 + (200 + 1) * 1
     assert metrics["n_params"] == 2 * member_params

@@ -257,9 +257,10 @@ def test_arrays_follow_shape_dtype_and_range(xs):
 
 
 @settings(max_examples=5)
-@given(strategies.rng_keys(), strategies.rng_keys())
-def test_rng_keys_are_prng_keys(a, b):
-    assert jax.random.normal(a, (2,)).shape == (2,)
+@given(strategies.rng_keys())
+def test_rng_keys_are_prng_keys(key):
+    a, b = jax.random.split(key)
+    assert jax.random.normal(a, (2,)).shape == (2,) and not jnp.array_equal(a, b)
 
 
 @settings(max_examples=5)

@@ -54,7 +54,8 @@ def test_bidirectional_is_forward_and_time_aligned_backward_keras_lstms():
 def test_bidirectional_merge_modes():
     x = _inputs()
     _, params = fnnet.Bidirectional(fnnet.SimpleRNN(3)).init(KEY, x.shape)
-    forward, backward = (np.asarray(y) for y in fnnet.Bidirectional(fnnet.SimpleRNN(3), merge_mode=None).apply(params, x))
+    both = fnnet.Bidirectional(fnnet.SimpleRNN(3), merge_mode=None).apply(params, x)
+    forward, backward = (np.asarray(y) for y in both)
     merges = {"sum": forward + backward, "mul": forward * backward, "ave": (forward + backward) / 2,
               "concat": np.concatenate([forward, backward], -1)}
     for merge_mode, expected in merges.items():

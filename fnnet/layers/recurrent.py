@@ -128,7 +128,7 @@ def _gru_cell(units, activation, recurrent_activation, use_bias, kernel_init, re
 
     def prepare_reset_before(params):
         kernel, recurrent = params["kernel"], params["recurrent_kernel"]
-        (_, _, kh), (rz, rr, rh) = split3(kernel), split3(recurrent)
+        rz, rr, rh = split3(recurrent)
         w = jnp.concatenate([kernel, jnp.concatenate([rz, rr, jnp.zeros_like(rh)], axis=1)], axis=0)
         return w, _bias_or_zeros(params, 3 * units), rh
 

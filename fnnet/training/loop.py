@@ -174,6 +174,12 @@ def _split_validation(x, y, validation_data, validation_split):
     return _take(x, 0, cut), _take(y, 0, cut), (_take(x, cut, n), _take(y, cut, n))
 
 
+@functools.lru_cache(maxsize=16)
+def _seed_key(seed):
+    # Making a key is a dispatch of its own (~0.1 ms); fit is called repeatedly with one seed.
+    return jax.random.PRNGKey(seed)
+
+
 def _round_up(value, multiple):
     return -(-value // multiple) * multiple
 
@@ -306,6 +312,7 @@ def fit(model, params, x, y, *, loss, optimizer, epochs, batch_size, seed=0, val
         raise ValueError("scan_epoch=True cannot call on_batch_end after every step; use 'auto' or False")
     per_step = per_step or scan_epoch is False
     progress = Progress(epochs, steps, verbose)
+    params, state = sharding.put_params((params, state), mesh)
     carry = prog.start(params, prog.init_opt_state(params), state)
     run = TrainingRun(params=carry.params, state=carry.state, opt_state=carry.opt_state, epochs=epochs, seed=seed,
                       callbacks=callbacks, progress=progress)
@@ -313,8 +320,7 @@ def fit(model, params, x, y, *, loss, optimizer, epochs, batch_size, seed=0, val
         _restore(resume_from, run, callbacks, seed)
         carry = prog.start(run.params, run.opt_state, run.state)
 
-    data = EpochData(sharding.put_data(x, mesh), sharding.put_data(y, mesh),
-                     sharding.put_data(jax.random.PRNGKey(seed), mesh))
+    data = EpochData(*sharding.put_data((x, y, _seed_key(seed)), mesh))
     val = None if validation is None else _padded_on_device(*validation, batch_size, mesh)
     for cb in callbacks:
         if callable(getattr(cb, "on_train_begin", None)):
@@ -462,9 +468,8 @@ def _prepare(model, params, x, state, mesh):
     x = _as_arrays(x, "x")
     if state is None:
         state = initial_state(model, x)
-    place = (lambda t: jax.tree_util.tree_map(jnp.asarray, t)) if mesh is None else \
-        (lambda t: jax.device_put(t, sharding.tree_shardings(t, mesh)))
-    return model, mesh, x, place(params), place(state)
+    params, state = sharding.put_params((params, state), mesh)
+    return model, mesh, x, params, state
 
 
 def evaluate(model, params, x, y, *, loss, metrics=(), batch_size=DEFAULT_EVAL_BATCH_SIZE, state=None,

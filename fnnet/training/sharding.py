@@ -28,7 +28,10 @@ Multi-host: call ``jax.distributed.initialize()`` first on every host, build the
 over ``jax.devices()`` (all hosts' devices), and give fit global arrays made from each
 host's rows, e.g.
 ``jax.make_array_from_process_local_data(NamedSharding(mesh, P('data')), local_x)``;
-every host runs the same fit call.
+every host runs the same fit call, with the same seed. The global shuffle then gathers
+rows across hosts (XLA's collectives). predict and evaluate slice their batches on the
+host: on several hosts, call them without ``mesh`` on each host's own rows. Only the
+single-process path (one or many local devices) is tested here.
 """
 
 from __future__ import annotations
@@ -127,8 +130,16 @@ def _on_mesh(leaf, mesh: Mesh) -> bool:
 
 
 def put_data(tree, mesh: Mesh | None):
-    """Put a data pytree on the device(s) once: replicated on the mesh unless already on it."""
+    """Put a pytree on the device(s) in one transfer: replicated on the mesh unless already on it
+    (params-like trees go through :func:`put_params`)."""
     if mesh is None:
         return jax.device_put(tree)
     return jax.tree_util.tree_map(
         lambda a: a if _on_mesh(a, mesh) else jax.device_put(a, replicated(mesh)), tree)
+
+
+def put_params(tree, mesh: Mesh | None):
+    """Put params-like pytrees on the device(s) in one transfer, placed by :func:`tree_shardings`."""
+    if mesh is None:
+        return jax.device_put(tree)
+    return jax.device_put(tree, tree_shardings(tree, mesh))

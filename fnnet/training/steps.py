@@ -25,6 +25,7 @@ from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from ..core import as_layer
@@ -78,7 +79,6 @@ class Program:
         self.mesh = mesh
         self.keys = ("loss",) + tuple(m.name for m in self.metrics)
         self.init_opt_state = jax.jit(self._init_opt_state)
-        self.start = jax.jit(self._start)
         self.permutation = jax.jit(self._permutation, static_argnames=("n", "shuffle"))
         statics = ("batch_size", "num_steps", "remainder", "start", "shuffle")
         # Later calls of an epoch donate the carry; the first keeps its input (see above).
@@ -93,15 +93,17 @@ class Program:
     def _init_opt_state(self, params):
         return sharding.constrain_tree(self.optimizer.init(params), self.mesh)
 
-    def _start(self, params, opt_state, state):
-        """A carry holding copies of the trees (carries are donated; the caller's arrays stay
-        intact) and cleared sums, in one jitted call; placed as run_steps returns it, so that
-        its second call does not compile again."""
-        def copy(tree):
-            return jax.tree_util.tree_map(jnp.copy, tree)
+    def start(self, params, opt_state, state) -> Carry:
+        """A carry around the given trees, on the device(s), with cleared sums.
 
-        carry = self.reset(Carry(copy(params), copy(opt_state), copy(state), {k: 0 for k in self.keys}, 0, 0, 0, 0))
-        return sharding.constrain_tree(carry, self.mesh)
+        No copies: the first jitted call of an epoch never donates its input, so the
+        caller's arrays are never consumed. The sums start as numpy scalars shaped as
+        run_steps returns them (its second call must not compile again); under a mesh
+        everything is placed as run_steps returns it, for the same reason.
+        """
+        carry = Carry(params, opt_state, state, {k: np.float32(0) for k in self.keys}, np.float32(0),
+                      np.int32(0), np.int32(-1), np.float32(0))
+        return sharding.put_params(carry, self.mesh)
 
     @staticmethod
     def reset(carry: Carry) -> Carry:
