@@ -24,6 +24,7 @@ without it ``apply`` returns ``y`` alone, exactly as stax does.
 from __future__ import annotations
 
 import functools
+import numbers
 import re
 from typing import Any, Callable, NamedTuple, Optional
 
@@ -166,6 +167,15 @@ def make_layer(name: str, init_full: Callable, call: Callable, *, key: str | Non
     return layer
 
 
+def _python_ints(shape):
+    # stax computes some shapes with numpy, giving np.int64 dimensions.
+    if isinstance(shape, (tuple, list)) and all(isinstance(d, numbers.Integral) for d in shape):
+        return tuple(int(d) for d in shape)
+    if isinstance(shape, (tuple, list)):
+        return type(shape)(_python_ints(s) for s in shape)
+    return shape
+
+
 def _lift_stax(pair) -> Layer:
     init_fun, apply_fun = pair
     name = getattr(init_fun, "__qualname__", "stax").split(".")[0]
@@ -173,7 +183,7 @@ def _lift_stax(pair) -> Layer:
 
     def init_full(rng, input_shape):
         out_shape, params = init_fun(rng, input_shape)
-        return out_shape, params, None
+        return _python_ints(out_shape), params, None
 
     def call(params, state, inputs, ctx):
         kwargs = dict(ctx.kwargs)
@@ -274,10 +284,9 @@ def shape_str(shape) -> str:
 
 
 def _shape_of(x):
-    try:
-        return tuple(jnp.shape(x))
-    except Exception:  # pytrees of inputs
+    if isinstance(x, (tuple, list, dict)):  # several inputs
         return jax.tree_util.tree_map(lambda a: tuple(jnp.shape(a)), x)
+    return tuple(jnp.shape(x))
 
 
 # ----------------------------------------------------------------------- leaf layers
