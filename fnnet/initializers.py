@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from typing import Callable
 
+import jax
+import jax.numpy as jnp
 import jax.nn.initializers as jinit
+
+
+def _keras_uniform(key, shape, dtype=jnp.float32):
+    """Keras's ``RandomUniform()``: uniform on [-0.05, 0.05)."""
+    return jax.random.uniform(key, shape, dtype, -0.05, 0.05)
+
 
 INITIALIZERS: dict[str, Callable] = {
     "glorot_uniform": jinit.glorot_uniform(),
@@ -20,8 +28,8 @@ INITIALIZERS: dict[str, Callable] = {
     "orthogonal": jinit.orthogonal(),
     "zeros": jinit.zeros,
     "ones": jinit.ones,
-    "normal": jinit.normal(1e-2),
-    "uniform": jinit.uniform(1e-2),
+    "normal": jinit.normal(0.05),  # Keras's RandomNormal(): stddev 0.05
+    "uniform": _keras_uniform,
 }
 
 

@@ -91,12 +91,15 @@ def summary(model, input_shape, rng=None) -> str:
     rows = summary_rows(model, input_shape, rng)
     _, params, state = init_with_state(model, jax.random.PRNGKey(0) if rng is None else rng, input_shape)
     trainable, non_trainable = count_params(params), count_params(state)
-    width = 66
+    labels = [f"{r.path} ({r.layer})" for r in rows]
+    shapes = [shape_str(r.output_shape) for r in rows]
+    name_w = max([30] + [len(label) for label in labels])
+    shape_w = max([20] + [len(shape) for shape in shapes])
+    width = name_w + shape_w + 16
     lines = [f"Model: {model.name}, input shape {shape_str(tuple(input_shape))}", "─" * width,
-             f"{'Layer (path)':<30} {'Output Shape':<20} {'Param #':>10}", "═" * width]
-    for r in rows:
-        label = f"{r.path} ({r.layer})"
-        lines.append(f"{label:<30} {shape_str(r.output_shape):<20} {_fmt(r.trainable + r.non_trainable):>10}")
+             f"{'Layer (path)':<{name_w}} {'Output Shape':<{shape_w}} {'Param #':>14}", "═" * width]
+    for label, shape, r in zip(labels, shapes, rows):
+        lines.append(f"{label:<{name_w}} {shape:<{shape_w}} {_fmt(r.trainable + r.non_trainable):>14}")
     lines += ["═" * width, f"Total params: {_fmt(trainable + non_trainable)}",
               f"Trainable params: {_fmt(trainable)}", f"Non-trainable params: {_fmt(non_trainable)}"]
     return "\n".join(lines)

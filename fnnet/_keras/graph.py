@@ -251,6 +251,10 @@ def _mask_after(entry, flows) -> _MaskFlow:
             raise KerasImportError(f"uses the padding mask, which differs between Keras and fnnet from layer "
                                    f"{flow.differs_at} on", cls, name)
         inner = config.get("layer", {}).get("config", {}) if cls == "Bidirectional" else config
+        if cls in RECURRENT_CLASSES and flow.keras and inner.get("zero_output_for_mask") \
+                and not inner.get("return_sequences"):
+            raise KerasImportError("zero_output_for_mask=True makes Keras output zeros for sequences that end "
+                                   "in padding, where fnnet outputs the state after the last real step", cls, name)
         if cls == "GlobalAveragePooling1D" or not inner.get("return_sequences"):
             return NO_MASK
         if cls != "Bidirectional" and inner.get("go_backwards") and flow.keras:

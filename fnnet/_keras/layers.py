@@ -49,16 +49,23 @@ def _check_common(k: KerasLayer):
                    "quantization or LoRA")
 
 
+def activation_matches_keras(name: str) -> bool:
+    """Whether fnnet's activation ``name`` computes what Keras 3's of that name does."""
+    if name not in _ACTIVATION_PROBES:
+        return True
+    x, keras_y = _ACTIVATION_PROBES[name]
+    return abs(float(ACTIVATIONS[name](jnp.float32(x))) - keras_y) <= 1e-6
+
+
 def _activation(k: KerasLayer, value, key="activation") -> str:
     if value is None:
         return "linear"
     if not isinstance(value, str) or value not in ACTIVATIONS:
         raise k.error(f"{key}={value!r} has no fnnet equivalent; fnnet knows {', '.join(sorted(ACTIVATIONS))}")
-    if value in _ACTIVATION_PROBES:
+    if not activation_matches_keras(value):
         x, keras_y = _ACTIVATION_PROBES[value]
-        if abs(float(ACTIVATIONS[value](jnp.float32(x))) - keras_y) > 1e-6:
-            raise k.error(f"{key}={value!r}: fnnet's {value!r} differs from Keras 3's (at {x} Keras gives "
-                          f"{keras_y}), so the imported model would compute something else")
+        raise k.error(f"{key}={value!r}: fnnet's {value!r} differs from Keras 3's (at {x} Keras gives "
+                      f"{keras_y}), so the imported model would compute something else")
     return value
 
 
@@ -267,6 +274,7 @@ SUPPORTED_LAYERS = tuple(sorted(["InputLayer", *_CONVERTERS, *MODEL_CLASSES]))
 
 
 def convert_layer(k: KerasLayer) -> Converted:
+    """The fnnet layer, params and state for one Keras layer record."""
     converter = _CONVERTERS.get(k.class_name)
     if converter is None:
         raise k.error(f"layer class {k.class_name} is not supported by fnnet.from_keras; supported: "

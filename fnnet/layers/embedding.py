@@ -8,17 +8,6 @@ import jax.numpy as jnp
 from ..core import leaf, registered
 from ..initializers import get_initializer
 
-# Keras's 'uniform' embedding initializer is RandomUniform(-0.05, 0.05); fnnet's shared
-# name 'uniform' means something else, so the Keras meaning is kept local to this layer.
-_KERAS_UNIFORM = jax.nn.initializers.uniform(0.1)
-
-
-def _keras_uniform(key, shape, dtype=jnp.float32):
-    return _KERAS_UNIFORM(key, shape, dtype) - jnp.asarray(0.05, dtype)
-
-
-def _embeddings_initializer(init):
-    return _keras_uniform if init == "uniform" else get_initializer(init)
 
 
 @registered("Embedding")
@@ -47,7 +36,7 @@ def Embedding(input_dim, output_dim, embeddings_init="uniform", *, mask_zero=Fal
     >>> vectors.shape, mask.tolist()
     ((1, 5, 8), [[True, True, False, False, False]])
     """
-    init = _embeddings_initializer(embeddings_init)
+    init = get_initializer(embeddings_init)
 
     def init_params(rng, input_shape):
         return {"embeddings": init(rng, (input_dim, output_dim), jnp.float32)}

@@ -18,6 +18,7 @@ How an epoch runs (see :mod:`fnnet.training.steps` for the jitted pieces):
 
 from __future__ import annotations
 
+import collections
 import functools
 import math
 import time
@@ -326,31 +327,39 @@ def fit(model, params, x, y, *, loss, optimizer, epochs, batch_size, seed=0, val
         if callable(getattr(cb, "on_train_begin", None)):
             cb.on_train_begin(run)
 
-    epochs_runner = _EpochRunner(prog, data, batch_size, n, shuffle, progress, callbacks, per_step, mesh)
-    for epoch in range(run.epoch, epochs):
-        started = time.perf_counter()
-        # The epoch's first call does not donate `carry`: it stays valid for a replay after a
-        # non-finite loss, and the params that callbacks received last epoch stay alive.
-        snapshot = carry
-        carry = epochs_runner.run(carry, epoch, run.lr_scale, started)
-        val_sums = None if val is None else prog.evaluate_all(carry.params, carry.state, *val, batch_size=batch_size)
+    runner = _EpochRunner(prog, data, batch_size, n, shuffle, progress, callbacks, per_step, mesh)
+    # Without callbacks nothing read from epoch e decides how epoch e + 1 runs, so e + 1 is
+    # queued on the device before the host waits for e's results: no idle gap between epochs.
+    ahead = 2 if not callbacks and runner.chunk is None and not per_step else 1
+    queued, next_epoch, last_done = collections.deque(), run.epoch, time.perf_counter()
+    while True:
+        while next_epoch < epochs and len(queued) < ahead:
+            source = queued[-1].carry if queued else carry
+            queued.append(_dispatch(runner, prog, source, next_epoch, run.lr_scale, val, batch_size))
+            next_epoch += 1
+        if not queued:
+            break
+        done = queued.popleft()
+        carry = done.carry
         totals, count, bad_step, bad_loss, val_sums = jax.device_get(
-            (carry.totals, carry.count, carry.bad_step, carry.bad_loss, val_sums))
+            (carry.totals, carry.count, carry.bad_step, carry.bad_loss, done.val_sums))
         if bad_step >= 0 and stop_on_nonfinite:
-            last_good = epochs_runner.replay(snapshot, epoch, run.lr_scale, int(bad_step))
-            raise _non_finite(last_good, run, epoch, int(bad_step), float(bad_loss), steps)
+            last_good = runner.replay(done.snapshot, done.epoch, run.lr_scale, int(bad_step))
+            raise _non_finite(last_good, run, done.epoch, int(bad_step), float(bad_loss), steps)
         logs = _logs(prog, totals, count)
         if val_sums is not None:
             logs.update(_logs(prog, *val_sums, prefix="val_"))
         for key, value in logs.items():
             run.history.setdefault(key, []).append(value)
-        progress.end_epoch(epoch, logs, time.perf_counter() - started)
+        now = time.perf_counter()
+        progress.end_epoch(done.epoch, logs, now - max(done.started, last_done))
+        last_done = now
 
-        run.params, run.state, run.opt_state, run.epoch = carry.params, carry.state, carry.opt_state, epoch + 1
+        run.params, run.state, run.opt_state, run.epoch = carry.params, carry.state, carry.opt_state, done.epoch + 1
         stop = False
         for cb in callbacks:
             if callable(getattr(cb, "on_epoch_end", None)):
-                stop = bool(cb.on_epoch_end(epoch, logs, run.params)) or stop
+                stop = bool(cb.on_epoch_end(done.epoch, logs, run.params)) or stop
         for cb in callbacks:
             if callable(getattr(cb, "after_epoch", None)):
                 cb.after_epoch(run)
@@ -361,6 +370,25 @@ def fit(model, params, x, y, *, loss, optimizer, epochs, batch_size, seed=0, val
         if callable(getattr(cb, "on_train_end", None)):
             cb.on_train_end(run)
     return FitResult(run.params, run.state, run.opt_state, run.history)
+
+
+class _Dispatched(NamedTuple):
+    """An epoch queued on the device: its input (kept for a replay) and its outputs."""
+
+    epoch: int
+    started: float
+    snapshot: Any
+    carry: Any
+    val_sums: Any
+
+
+def _dispatch(runner, prog, carry, epoch, lr_scale, val, batch_size) -> _Dispatched:
+    started = time.perf_counter()
+    # The epoch's first call does not donate `carry`: it stays valid for a replay after a
+    # non-finite loss, and the params that callbacks received last epoch stay alive.
+    out = runner.run(carry, epoch, lr_scale, started)
+    val_sums = None if val is None else prog.evaluate_all(out.params, out.state, *val, batch_size=batch_size)
+    return _Dispatched(epoch, started, carry, out, val_sums)
 
 
 def _running_logs(carry):
