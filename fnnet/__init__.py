@@ -32,5 +32,6 @@ from .training import (CSVLogger, Callback, EarlyStopping, FitResult, ModelCheck
 from . import neighbors  # noqa: F401  (fnnet.neighbors.kneighbors / classify / regress)
 from .neighbors import KNNClassifier, KNNRegressor
 from .keras_import import KerasImportError, from_keras
+from .keras_export import KerasExportError, to_keras
 
 __version__ = "0.1.0"

@@ -56,9 +56,9 @@ def _arguments(layer, path):
 
 
 def _activation(value, path) -> str:
-    name = value if isinstance(value, str) or value is None else next(
-        (n for n, fn in ACTIVATIONS.items() if fn is value), None)
-    name = name or "linear"
+    if value is None:
+        return "linear"
+    name = value if isinstance(value, str) else next((n for n, fn in ACTIVATIONS.items() if fn is value), None)
     if name not in ACTIVATIONS or not activation_matches_keras(name):
         raise KerasExportError(path, f"activation {value!r} has no Keras equivalent")
     return name
@@ -124,6 +124,11 @@ def _batch_norm(keras, a, rank, path):
 
 
 def _bidirectional(keras, a, path):
+    for inner in (a["layer"], a["backward_layer"] or a["layer"]):
+        _, b = _arguments(inner, path)
+        _require(b.get("zero_output_for_mask", True) or not b.get("return_sequences"), path,
+                 "Keras's Bidirectional zeroes masked outputs when it returns sequences; "
+                 "zero_output_for_mask=False has no Keras equivalent there")
     forward, forward_weights = _wrapped(keras, a["layer"], f"{path}/forward")
     backward, backward_weights = forward, forward_weights
     if a["backward_layer"] is not None:
@@ -185,14 +190,13 @@ def _call(keras, layer, params, state, x, path):
     """Apply the fnnet ``layer`` to the Keras tensor(s) ``x`` with Keras layers carrying its weights."""
     name, a = _arguments(layer, path or "model")
     state = state or {}
-    if name == "serial":
-        for i, child in enumerate(a["layers"]):
-            key = f"{child.key}_{i}"
+    if name in ("serial", "Residual"):  # Residual is built as serial(FanOut, parallel(...), FanInSum)
+        for i, (key, child) in enumerate(layer.children):
             x = _call(keras, child, params[key], state.get(key), x, _child_path(path, name, i))
         return x
     if name == "parallel":
-        return [_call(keras, child, params[f"{child.key}_{i}"], state.get(f"{child.key}_{i}"), x_i,
-                      _child_path(path, name, i)) for i, (child, x_i) in enumerate(zip(a["layers"], x))]
+        return [_call(keras, child, params[key], state.get(key), x_i, _child_path(path, name, i))
+                for i, ((key, child), x_i) in enumerate(zip(layer.children, x))]
     if name == "FanOut":
         return [x] * a["num"]
     if name == "FanInConcat":

@@ -3,6 +3,7 @@
 import os
 import sys
 
+import jax
 import numpy as np
 import pytest
 
@@ -50,13 +51,12 @@ def padded_ids(rng, n, steps, vocab):
     return ids.astype("int32")
 
 
+def jax_leaves(tree):
+    return [np.asarray(leaf) for leaf in jax.tree_util.tree_leaves(tree)]
+
+
 def changed(before, after):
     return any(not np.allclose(a, b) for a, b in zip(jax_leaves(before), jax_leaves(after)))
-
-
-def jax_leaves(tree):
-    import jax
-    return [np.asarray(leaf) for leaf in jax.tree_util.tree_leaves(tree)]
 
 
 def assert_saves_and_loads(tmp_path, model, params, state, x):
@@ -290,6 +290,12 @@ def test_mask_that_keras_leaves_in_time_order_after_go_backwards_is_refused():
     km = keras.Sequential(_ids_input() + [layers.GRU(3, return_sequences=True, go_backwards=True, name="back"),
                                           layers.GlobalAveragePooling1D(name="average")])
     with pytest.raises(fnnet.KerasImportError, match=r"'average' .*'back' \(GRU\): it returns its outputs in rev"):
+        fnnet.from_keras(km)
+
+
+def test_last_output_that_keras_zeroes_for_end_padding_is_refused():
+    km = keras.Sequential(_ids_input() + [layers.LSTM(2, zero_output_for_mask=True, name="last")])
+    with pytest.raises(fnnet.KerasImportError, match=r"'last' \(LSTM\): zero_output_for_mask=True"):
         fnnet.from_keras(km)
 
 

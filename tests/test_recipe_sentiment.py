@@ -4,6 +4,7 @@ and the command line, on tiny synthetic reviews (always) and on MR (when present
 import csv
 import dataclasses
 import json
+import types
 
 import jax
 import jax.numpy as jnp
@@ -33,26 +34,36 @@ def synthetic_reviews(n, seed):
 
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory):
+    """Tiny MR-style files; every review ends with a tag word no other review has."""
     folder = tmp_path_factory.mktemp("mr")
     texts, labels = synthetic_reviews(80, seed=0)
+    texts = [f"{text} tag{i}z" for i, text in enumerate(texts)]
     (folder / "rt-polarity.pos").write_text("\n".join(t for t, y in zip(texts, labels) if y) + "\n")
     # A Windows-1252 byte (0xE9, 'é') that is not valid UTF-8, as in some copies of MR.
     (folder / "rt-polarity.neg").write_bytes(
-        ("\n".join(t for t, y in zip(texts, labels) if not y) + "\n").encode() + b"a clich\xe9d mess\n")
+        ("\n".join(t for t, y in zip(texts, labels) if not y) + "\n").encode() + b"a clich\xe9d mess tag80z\n")
     return folder
 
 
 @pytest.fixture(scope="module")
-def cv_run(tiny_dir):
-    """Two-fold CV on the tiny reviews, each fold's test part given words no other text has."""
-    data = sentiment.load_data(tiny_dir)
-    texts = list(data.texts)
-    folds = sentiment.splits(data, 2, seed=0)
-    for fold, (_, test_rows) in enumerate(folds):
-        for i in test_rows[:3]:
-            texts[i] += f" onlyintest{fold}x{i}"
-    data = dataclasses.replace(data, texts=texts)
-    return data, folds, sentiment.cross_validate(data, TINY, folds=2, seed=0, verbose=0, keep_models=True)
+def cli_run(tiny_dir, tmp_path_factory):
+    """One command-line run (2-fold CV, then --save-model) with tiny layer sizes, recording
+    what each call of train_model was given and returned."""
+    out = tmp_path_factory.mktemp("cli")
+    calls = []
+    real_train_model = sentiment.train_model
+
+    def recording_train_model(texts, labels, class_names, cfg, seed=0, verbose=0):
+        trained = real_train_model(texts, labels, class_names, cfg, seed=seed, verbose=verbose)
+        calls.append((list(texts), trained))
+        return trained
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sentiment, "train_model", recording_train_model)
+        patch.setattr(sentiment, "config_from", lambda args: dataclasses.replace(TINY, epochs=args.epochs))
+        metrics = sentiment.main(["--data", str(tiny_dir), "--folds", "2", "--epochs", "1", "--seed", "3",
+                                  "--quiet", "--metrics-out", str(out / "m.json"), "--save-model", str(out / "model")])
+    return types.SimpleNamespace(metrics=metrics, calls=calls, out=out, data=sentiment.load_data(tiny_dir))
 
 
 # ------------------------------------------------------------------------- features and layer
@@ -99,54 +110,55 @@ def test_choose_weight_prefers_the_branch_that_is_right():
     assert sentiment.choose_weight(wrong, right, labels) == 0.0
 
 
-# ------------------------------------------------------------------------- cross-validation
+# ------------------------------------------------------------------------- command line, CV, saving
 
-def test_vocabularies_come_from_the_training_fold_only(cv_run):
-    data, folds, metrics = cv_run
-    for (_, test_rows), trained in zip(folds, metrics["models"]):
-        test_only = [w for i in test_rows for w in data.texts[i].split() if w.startswith("onlyintest")]
-        assert test_only
-        assert not set(test_only) & set(trained.words.tokenizer.word_index)
-        assert not any(w in g.split() for g in trained.bags.tokenizer.word_index for w in test_only)
-        oov = trained.words.tokenizer.word_index[trained.words.tokenizer.oov_token]
-        assert set(trained.words.transform(test_only).ravel()) <= {0, oov}
+def tags(texts):
+    return {word for text in texts for word in text.split() if word.startswith("tag")}
 
 
-def test_cross_validation_metrics(cv_run):
-    _, _, metrics = cv_run
-    assert len(metrics["fold_accuracies"]) == 2
+def test_each_fold_learns_its_vocabularies_from_its_training_rows_only(cli_run):
+    data, fold_calls = cli_run.data, cli_run.calls[:2]
+    for (train_rows, test_rows), (texts_given, trained) in zip(sentiment.splits(data, 2, seed=3), fold_calls):
+        assert texts_given == [data.texts[i] for i in train_rows]
+        test_only = tags(data.texts[i] for i in test_rows)
+        words, bags = trained.words.tokenizer, trained.bags.tokenizer
+        assert tags(words.word_index) and tags(words.word_index) <= tags(texts_given)
+        assert not test_only & set(words.word_index)
+        assert not test_only & {w for gram in bags.word_index for w in gram.split()}
+        oov = words.word_index[words.oov_token]
+        assert set(trained.words.transform(sorted(test_only)).ravel()) == {0, oov}
+
+
+def test_cli_writes_cross_validation_metrics(cli_run):
+    metrics = json.loads((cli_run.out / "m.json").read_text())
+    assert {"accuracy", "std", "fold_accuracies", "train_seconds", "config"} <= set(metrics)
+    assert len(metrics["fold_accuracies"]) == 2 and metrics["seed"] == 3
     assert metrics["accuracy"] == pytest.approx(np.mean(metrics["fold_accuracies"]))
     assert metrics["accuracy"] > 0.8                   # the polarity words give the labels away
     assert set(metrics["branch_accuracies"]) == {"lstm", "bag"}
     assert all(0.0 <= w <= 1.0 for w in metrics["lstm_weights"])
+    assert metrics["data"]["texts"] == 81 and metrics["saved_model"].endswith("model")
 
 
-def test_save_load_round_trip_predicts_the_same(cv_run, tmp_path):
-    trained = cv_run[2]["models"][0]
-    sentiment.save(tmp_path / "model", trained)
-    loaded = sentiment.load(tmp_path / "model")
+def test_saved_model_loads_and_predicts_like_the_trained_one(cli_run):
+    texts_given, trained = cli_run.calls[-1]
+    assert len(texts_given) == 81                      # --save-model trains on all the data
+    loaded = sentiment.load(cli_run.out / "model")
     texts = ["a superb and moving film", "dull, boring mess", "zzz never seen"]
     np.testing.assert_allclose(loaded.predict_proba(texts), trained.predict_proba(texts), rtol=1e-5, atol=1e-6)
     assert loaded.class_names == ("negative", "positive")
     assert loaded.words.tokenizer.word_index == trained.words.tokenizer.word_index
+    assert loaded.config == trained.config
 
 
-# ------------------------------------------------------------------------- command line
-
-def test_cli_cross_validates_saves_and_predicts(tiny_dir, tmp_path):
-    metrics_path, model_dir = tmp_path / "m.json", tmp_path / "model"
-    sentiment.main(["--data", str(tiny_dir), "--folds", "2", "--epochs", "1", "--seed", "3", "--quiet",
-                    "--metrics-out", str(metrics_path), "--save-model", str(model_dir)])
-    metrics = json.loads(metrics_path.read_text())
-    assert {"accuracy", "fold_accuracies", "train_seconds", "std", "config"} <= set(metrics)
-    assert len(metrics["fold_accuracies"]) == 2 and metrics["seed"] == 3
-
+def test_cli_predicts_one_row_per_line(cli_run, tmp_path):
     texts = ["a great , charming and brilliant film", "", 'boring , "awful" mess']
     (tmp_path / "texts.txt").write_bytes("\n".join(texts).encode() + b"\ntedious clich\xe9 \n")
-    sentiment.main(["--model", str(model_dir), "--predict", str(tmp_path / "texts.txt"),
-                    "--out", str(tmp_path / "pred.csv")])
-    with open(tmp_path / "pred.csv", newline="") as f:
+    result = sentiment.main(["--model", str(cli_run.out / "model"), "--predict", str(tmp_path / "texts.txt"),
+                             "--out", str(tmp_path / "pred.csv")])
+    with open(tmp_path / "pred.csv", newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
+    assert result == {"predictions": 4}
     assert [r["text"] for r in rows] == texts + ["tedious cliché "]
     assert [r["label"] for r in (rows[0], rows[2], rows[3])] == ["1", "0", "0"]
     assert float(rows[0]["probability"]) > 0.5 > float(rows[2]["probability"])
@@ -185,13 +197,16 @@ def test_mr_loads_whole_and_the_bag_branch_learns_it(rt_polarity_dir):
     assert accuracy > 0.7                              # chance is 0.5; trained on all MR it is about 0.80
 
 
-def test_three_classes_train_and_predict():
-    rng = np.random.default_rng(1)
-    vocabularies = [NEGATIVE, POSITIVE, "weird strange odd quirky".split()]
-    labels = np.arange(60) % 3
-    texts = [" ".join(rng.choice(vocabularies[y], 4)) for y in labels]
-    trained = sentiment.train_model(texts, labels, ("negative", "positive", "odd"), TINY)
-    proba = trained.predict_proba(["weird odd quirky", "dull awful mess"])
-    assert proba.shape == (2, 3)
-    np.testing.assert_allclose(proba.sum(1), 1.0, rtol=1e-5)
-    assert proba.argmax(1).tolist() == [2, 0]
+def test_more_than_two_classes_get_one_ratio_column_each():
+    texts = ["good fun", "bad mess", "odd fun", "odd mess"]
+    bags = sentiment.NgramBags(ngrams=1).fit(texts)
+    ratios = bags.log_count_ratios(texts, [1, 0, 2, 2], 3, alpha=1.0)
+    odd, fun = bags.tokenizer.word_index["odd"], bags.tokenizer.word_index["fun"]
+    # Class 2 has 4 n-gram occurrences, the other classes together 4; +1 smoothing for each of
+    # the 5 n-grams gives totals of 9. 'odd': 2 + 1 in class 2, 0 + 1 elsewhere; 'fun': 1 + 1 in both.
+    assert ratios.shape == (bags.vocab_size, 3)
+    assert ratios[odd, 2] == pytest.approx(np.log((3 / 9) / (1 / 9)))
+    assert ratios[fun, 2] == pytest.approx(0.0, abs=1e-6)
+    layer = sentiment.bag_branch(bags.vocab_size, 3)
+    shape, _ = layer.init(jax.random.PRNGKey(0), (-1, 2))
+    assert shape == (-1, 3)

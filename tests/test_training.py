@@ -1,7 +1,6 @@
 """fit / evaluate / predict: convergence, exactness, determinism, resume, guard, state, pytrees."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest

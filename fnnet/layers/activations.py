@@ -16,8 +16,12 @@ def _exact_gelu(x):
     return jax.nn.gelu(x, approximate=False)
 
 
-# Keras's activation names. 'gelu' is exact as in Keras 3; stax's ``Gelu`` singleton
-# keeps stax's tanh approximation.
+def _keras_leaky_relu(x):
+    return jax.nn.leaky_relu(x, negative_slope=0.2)  # Keras 3's default slope; jax's is 0.01
+
+
+# Keras's activation names with Keras 3's meanings: 'gelu' is exact and 'leaky_relu' has
+# slope 0.2; stax's ``Gelu`` and ``LeakyRelu`` singletons keep stax's (tanh approximation, 0.01).
 ACTIVATIONS: dict[str, Callable] = {
     "linear": lambda x: x,
     "relu": jax.nn.relu,
@@ -34,7 +38,7 @@ ACTIVATIONS: dict[str, Callable] = {
     "softsign": jax.nn.soft_sign,
     "swish": jax.nn.swish,
     "silu": jax.nn.silu,
-    "leaky_relu": jax.nn.leaky_relu,
+    "leaky_relu": _keras_leaky_relu,
     "exponential": jnp.exp,
 }
 

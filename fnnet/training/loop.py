@@ -230,7 +230,7 @@ def _check_positive_int(name, value):
 def _logs(prog, totals, count, prefix=""):
     logs = {}
     for key in prog.keys:
-        mean = float(totals[key]) / float(count)
+        mean = totals[key] / count
         if key == "loss":
             logs[prefix + key] = mean
         else:
@@ -341,14 +341,14 @@ def fit(model, params, x, y, *, loss, optimizer, epochs, batch_size, seed=0, val
             break
         done = queued.popleft()
         carry = done.carry
-        totals, count, bad_step, bad_loss, val_sums = jax.device_get(
-            (carry.totals, carry.count, carry.bad_step, carry.bad_loss, done.val_sums))
-        if bad_step >= 0 and stop_on_nonfinite:
-            last_good = runner.replay(done.snapshot, done.epoch, run.lr_scale, int(bad_step))
-            raise _non_finite(last_good, run, done.epoch, int(bad_step), float(bad_loss), steps)
-        logs = _logs(prog, totals, count)
+        stats, val_sums = jax.device_get((carry.stats, done.val_sums))
+        stats = prog.read_stats(stats)
+        if stats.bad_step >= 0 and stop_on_nonfinite:
+            last_good = runner.replay(done.snapshot, done.epoch, run.lr_scale, stats.bad_step)
+            raise _non_finite(last_good, run, done.epoch, stats.bad_step, stats.bad_loss, steps)
+        logs = _logs(prog, stats.totals, stats.count)
         if val_sums is not None:
-            logs.update(_logs(prog, *val_sums, prefix="val_"))
+            logs.update(_logs(prog, *prog.read_sums(val_sums), prefix="val_"))
         for key, value in logs.items():
             run.history.setdefault(key, []).append(value)
         now = time.perf_counter()
@@ -391,9 +391,9 @@ def _dispatch(runner, prog, carry, epoch, lr_scale, val, batch_size) -> _Dispatc
     return _Dispatched(epoch, started, carry, out, val_sums)
 
 
-def _running_logs(carry):
-    totals, count = jax.device_get((carry.totals["loss"], carry.count))
-    return {"loss": float(totals) / max(float(count), 1.0)}
+def _running_logs(prog, carry):
+    stats = prog.read_stats(jax.device_get(carry.stats))
+    return {"loss": stats.totals["loss"] / max(stats.count, 1.0)}
 
 
 class _EpochRunner:
@@ -434,7 +434,7 @@ class _EpochRunner:
         while self.full_steps - done > self.chunk:
             carry = self._call(carry, args, perm, num_steps=self.chunk, remainder=0, first=done == 0)
             done += self.chunk
-            self.progress.update(epoch, done, time.perf_counter() - started, _running_logs(carry))
+            self.progress.update(epoch, done, time.perf_counter() - started, _running_logs(self.prog, carry))
         return self._call(carry, args, perm, num_steps=self.full_steps - done, remainder=self.remainder,
                           first=done == 0)
 
@@ -445,12 +445,12 @@ class _EpochRunner:
             carry = self._call(carry, args, perm, num_steps=0 if partial else 1,
                                remainder=self.remainder if partial else 0, first=step == 0)
             if self.hooks:
-                logs = _running_logs(carry)
+                logs = _running_logs(self.prog, carry)
                 for hook in self.hooks:
                     hook(step, logs)
             now = time.perf_counter()
             if self.progress.live and now - last_redraw > LIVE_REDRAW_SECONDS and step + 1 < total:
-                self.progress.update(epoch, step + 1, now - started, _running_logs(carry))
+                self.progress.update(epoch, step + 1, now - started, _running_logs(self.prog, carry))
                 last_redraw = now
         return carry
 
@@ -520,16 +520,14 @@ def evaluate(model, params, x, y, *, loss, metrics=(), batch_size=DEFAULT_EVAL_B
     n = num_examples(("x", x), ("y", y))
     prog = program(model, loss, metrics, mesh=mesh)
     size = _eval_batch_size(n, batch_size, mesh)
-    zero = jnp.zeros((), jnp.float32)
-    acc = ({k: zero for k in prog.keys}, zero)
+    acc = np.zeros(len(prog.keys) + 1, np.float32)
     for start in range(0, n, size):
         stop = min(start + size, n)
         weight = np.zeros(size, np.float32)
         weight[:stop - start] = 1.0
         acc = prog.evaluate_batch(acc, params, state, _pad_rows(_take(x, start, stop), size),
                                   _pad_rows(_take(y, start, stop), size), weight)
-    totals, count = jax.device_get(acc)
-    return _logs(prog, totals, count)
+    return _logs(prog, *prog.read_sums(jax.device_get(acc)))
 
 
 def predict(model, params, x, batch_size=DEFAULT_EVAL_BATCH_SIZE, state=None, *, mesh=None):

@@ -21,7 +21,7 @@ to that step to recover the last finite params exactly, at no cost to healthy ep
 from __future__ import annotations
 
 import functools
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -36,16 +36,28 @@ from . import sharding
 
 
 class Carry(NamedTuple):
-    """What the train steps thread through an epoch (donated between jitted calls)."""
+    """What the train steps thread through an epoch (donated between jitted calls).
+
+    ``stats`` is one float32 vector, so that the loop reads an epoch's results with one
+    transfer: the sum of per-example values for each history key (``Program.keys``), the
+    number of examples, then the first step whose loss was not finite (-1 if none) and
+    that loss.
+    """
 
     params: object
     opt_state: object
     state: object
-    totals: dict       # history key -> sum of per-example values over the applied steps
-    count: jax.Array   # examples in the applied steps
+    stats: jax.Array
     step: jax.Array    # steps run this epoch
-    bad_step: jax.Array  # first step whose loss or params were not finite; -1 if none
-    bad_loss: jax.Array  # the loss of that step
+
+
+class EpochStats(NamedTuple):
+    """An epoch's ``Carry.stats`` read on the host."""
+
+    totals: dict
+    count: float
+    bad_step: int
+    bad_loss: float
 
 
 class EpochData(NamedTuple):
@@ -101,16 +113,21 @@ class Program:
         run_steps returns them (its second call must not compile again); under a mesh
         everything is placed as run_steps returns it, for the same reason.
         """
-        carry = Carry(params, opt_state, state, {k: np.float32(0) for k in self.keys}, np.float32(0),
-                      np.int32(0), np.int32(-1), np.float32(0))
+        carry = Carry(params, opt_state, state, self._cleared_stats(np), np.int32(0))
         return sharding.put_params(carry, self.mesh)
 
-    @staticmethod
-    def reset(carry: Carry) -> Carry:
-        """The carry at the start of an epoch: totals, counters and the guard record cleared."""
-        zero = jnp.zeros((), jnp.float32)
-        return carry._replace(totals={k: zero for k in carry.totals}, count=zero,
-                              step=jnp.zeros((), jnp.int32), bad_step=jnp.full((), -1, jnp.int32), bad_loss=zero)
+    def _cleared_stats(self, xp):
+        return xp.asarray([0.0] * (len(self.keys) + 1) + [-1.0, 0.0], dtype=xp.float32)
+
+    def reset(self, carry: Carry) -> Carry:
+        """The carry at the start of an epoch: sums, counters and the guard record cleared."""
+        return carry._replace(stats=self._cleared_stats(jnp), step=jnp.zeros((), jnp.int32))
+
+    def read_stats(self, stats) -> EpochStats:
+        """Host-side view of ``Carry.stats`` (a numpy array)."""
+        k = len(self.keys)
+        return EpochStats(dict(zip(self.keys, stats[:k].tolist())), float(stats[k]), int(stats[k + 1]),
+                          float(stats[k + 2]))
 
     def _permutation(self, key, epoch, *, n, shuffle):
         shuffle_key, _ = epoch_keys(key, epoch)
@@ -133,17 +150,17 @@ class Program:
         params = sharding.constrain_tree(optax.apply_updates(carry.params, updates), self.mesh)
         opt_state = sharding.constrain_tree(opt_state, self.mesh)
         y_pred = jax.lax.stop_gradient(y_pred)
-        sums = {"loss": jnp.sum(per_example)}
-        sums.update({m.name: jnp.sum(m.per_example(yb, y_pred)) for m in self.metrics})
-        rows = jnp.float32(jax.tree_util.tree_leaves(yb)[0].shape[0])
-        totals = {k: carry.totals[k] + sums[k] for k in self.keys}
+        rows = jax.tree_util.tree_leaves(yb)[0].shape[0]
+        sums = [jnp.sum(per_example)] + [jnp.sum(m.per_example(yb, y_pred)) for m in self.metrics]
+        sums = jnp.stack([v.astype(jnp.float32) for v in sums] + [jnp.float32(rows)])
         # Only scalars here: selecting old params with jnp.where after a bad step made XLA
         # copy params and optimizer state every step (~30% of a step). The loop replays the
         # epoch up to the bad step instead, from the epoch's first, undonated input.
-        first_bad = (carry.bad_step < 0) & ~jnp.isfinite(value)
-        return Carry(params, opt_state, new_state, totals, carry.count + rows, carry.step + 1,
-                     jnp.where(first_bad, carry.step, carry.bad_step),
-                     jnp.where(first_bad, value.astype(jnp.float32), carry.bad_loss))
+        k = len(self.keys) + 1
+        first_bad = (carry.stats[k] < 0) & ~jnp.isfinite(value)
+        record = jnp.where(first_bad, jnp.stack([carry.step.astype(jnp.float32), value.astype(jnp.float32)]),
+                           carry.stats[k:])
+        return Carry(params, opt_state, new_state, jnp.concatenate([carry.stats[:k] + sums, record]), carry.step + 1)
 
     def _run_steps(self, carry: Carry, data: EpochData, perm, epoch, lr_scale, *, batch_size, num_steps,
                    remainder, start, shuffle=True):
@@ -181,29 +198,30 @@ class Program:
         xb, yb = sharding.constrain_batch(xb, self.mesh), sharding.constrain_batch(yb, self.mesh)
         y_pred, _ = self.model.apply(params, xb, state=state, train=False)
         keep = weight > 0
-        sums = {"loss": jnp.sum(jnp.where(keep, self.loss.per_example(yb, y_pred), 0.0))}
-        sums.update({m.name: jnp.sum(jnp.where(keep, m.per_example(yb, y_pred), 0.0)) for m in self.metrics})
-        return sums, jnp.sum(weight)
+        values = [self.loss.per_example(yb, y_pred)] + [m.per_example(yb, y_pred) for m in self.metrics]
+        sums = [jnp.sum(jnp.where(keep, v, 0.0)).astype(jnp.float32) for v in values]
+        return jnp.stack(sums + [jnp.sum(weight).astype(jnp.float32)])
 
     def _evaluate_all(self, params, state, x, y, weight, *, batch_size):
-        """Sums over a padded data set on device (rows a multiple of ``batch_size``), one scan."""
+        """Sums over a padded data set on device (rows a multiple of ``batch_size``), one scan:
+        a vector of the per-example sums for each history key, then the example count."""
         batches = weight.shape[0] // batch_size
 
         def split(a):
             return a.reshape((batches, batch_size) + a.shape[1:])
 
         def step(acc, batch):
-            sums, count = self._batch_sums(params, state, *batch)
-            return (jax.tree_util.tree_map(jnp.add, acc[0], sums), acc[1] + count), None
+            return acc + self._batch_sums(params, state, *batch), None
 
-        zero = jnp.zeros((), jnp.float32)
-        init = ({k: zero for k in self.keys}, zero)
         xs = (jax.tree_util.tree_map(split, x), jax.tree_util.tree_map(split, y), split(weight))
-        return jax.lax.scan(step, init, xs)[0]
+        return jax.lax.scan(step, jnp.zeros(len(self.keys) + 1, jnp.float32), xs)[0]
 
     def _evaluate_batch(self, acc, params, state, xb, yb, weight):
-        sums, count = self._batch_sums(params, state, xb, yb, weight)
-        return jax.tree_util.tree_map(jnp.add, acc[0], sums), acc[1] + count
+        return acc + self._batch_sums(params, state, xb, yb, weight)
+
+    def read_sums(self, sums):
+        """Host-side ``(totals dict, count)`` of an evaluation's sums vector (numpy)."""
+        return dict(zip(self.keys, sums[:-1].tolist())), float(sums[-1])
 
     def _predict_batch(self, params, state, xb):
         xb = sharding.constrain_batch(xb, self.mesh)

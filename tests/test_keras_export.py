@@ -1,0 +1,95 @@
+"""fnnet.to_keras: fnnet models written as Keras 3 models (JAX backend) compute what fnnet computes."""
+
+import os
+
+import jax
+import numpy as np
+import pytest
+
+os.environ["KERAS_BACKEND"] = "jax"  # before Keras is first imported
+keras = pytest.importorskip("keras", reason="Keras 3 is not installed (pip install 'fnnet[keras]'); "
+                                            "the Keras export tests compare against it")
+if keras.backend.backend() != "jax":
+    pytest.skip(f"Keras was already imported with the {keras.backend.backend()!r} backend; these tests need 'jax'",
+                allow_module_level=True)
+
+import fnnet  # noqa: E402
+
+TOL = {"rtol": 1e-5, "atol": 1e-5}
+
+
+def trained_like(model, input_shape, seed=0):
+    """Params and state with random values everywhere (biases, statistics), as after training."""
+    _, params, state = fnnet.init_with_state(model, jax.random.PRNGKey(seed), input_shape)
+    rng = np.random.default_rng(seed)
+
+    def randomize(path, leaf):
+        positive = "var" in jax.tree_util.keystr(path)
+        value = rng.uniform(0.5, 1.5, leaf.shape) if positive else rng.normal(0.0, 0.5, leaf.shape)
+        return value.astype("float32")
+
+    return jax.tree_util.tree_map_with_path(randomize, (params, state))
+
+
+def padded_ids(rng, n, steps, vocab):
+    ids = rng.integers(1, vocab, size=(n, steps))
+    ids[0, steps // 2:] = 0
+    ids[1, :steps // 2] = 0
+    return ids.astype("int32")
+
+
+def assert_exports_exactly(model, input_shape, x, seed=0):
+    params, state = trained_like(model, input_shape, seed)
+    km = fnnet.to_keras(model, params, state, input_shape=input_shape)
+    expected = model.apply(params, x, state=state)[0]
+    np.testing.assert_allclose(km.predict(x, verbose=0), np.asarray(expected), **TOL)
+    return km
+
+
+def test_sequence_model_exports_with_masks():
+    # the last LSTM reads post-padded rows: Keras must return its last real step, as fnnet does
+    model = fnnet.serial(fnnet.Embedding(30, 6, mask_zero=True),
+                         fnnet.Bidirectional(fnnet.GRU(4, reset_after=False, return_sequences=True)),
+                         fnnet.TimeDistributed(fnnet.Dense(3, activation="tanh")), fnnet.LSTM(3))
+    km = assert_exports_exactly(model, (-1, 8), padded_ids(np.random.default_rng(0), 5, 8, 30))
+    assert [layer.__class__.__name__ for layer in km.layers[1:3]] == ["Embedding", "Bidirectional"]
+
+
+def test_image_model_exports_with_batch_norm_statistics():
+    model = fnnet.serial(fnnet.Conv2D(4, 3, padding="same", activation="relu"), fnnet.BatchNorm(epsilon=1e-3),
+                         fnnet.MaxPooling2D(), fnnet.AveragePooling2D((2, 2)),
+                         fnnet.Flatten, fnnet.Dense(3), fnnet.Softmax)
+    x = np.random.default_rng(1).normal(size=(3, 8, 8, 2)).astype("float32")
+    km = assert_exports_exactly(model, (-1, 8, 8, 2), x)
+    # and back again: the round trip keeps the outputs
+    back, params, state = fnnet.from_keras(km)
+    np.testing.assert_allclose(back.apply(params, x, state=state)[0], km.predict(x, verbose=0), **TOL)
+
+
+def test_branches_become_a_functional_model():
+    model = fnnet.serial(fnnet.Dense(6), fnnet.FanOut(2), fnnet.parallel(fnnet.Dense(3), fnnet.Dense(4)),
+                         fnnet.FanInConcat(), fnnet.Residual(fnnet.Dense(7), fnnet.Relu), fnnet.LayerNorm())
+    x = np.random.default_rng(2).normal(size=(4, 5)).astype("float32")
+    km = assert_exports_exactly(model, (-1, 5), x)
+    kinds = {layer.__class__.__name__ for layer in km.layers}
+    assert {"Concatenate", "Add"} <= kinds
+
+
+def test_what_keras_cannot_express_is_named():
+    model = fnnet.serial(fnnet.Dense(3), fnnet.Lambda(lambda x: x * 2, name="double"))
+    params, _ = trained_like(model, (-1, 2))
+    with pytest.raises(fnnet.KerasExportError, match=r"serial\[1\]: Lambda has no Keras export"):
+        fnnet.to_keras(model, params, input_shape=(-1, 2))
+
+    custom = fnnet.serial(fnnet.Dense(3, activation=lambda x: x ** 3))
+    params, _ = trained_like(custom, (-1, 2))
+    with pytest.raises(fnnet.KerasExportError, match=r"serial\[0\]: activation <function"):
+        fnnet.to_keras(custom, params, input_shape=(-1, 2))
+
+    with_stats = fnnet.serial(fnnet.Dense(3), fnnet.BatchNorm())
+    params, _ = trained_like(with_stats, (-1, 2))
+    with pytest.raises(fnnet.KerasExportError, match=r"serial\[1\]: BatchNorm needs its state"):
+        fnnet.to_keras(with_stats, params, input_shape=(-1, 2))
+
+    with pytest.raises(TypeError, match="input_shape"):
+        fnnet.to_keras(fnnet.Dense(3), params)
