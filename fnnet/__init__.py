@@ -33,5 +33,6 @@ from . import neighbors  # noqa: F401  (fnnet.neighbors.kneighbors / classify / 
 from .neighbors import KNNClassifier, KNNRegressor
 from .keras_import import KerasImportError, from_keras
 from .keras_export import KerasExportError, to_keras
+from .text import TextDataError, TextDataset, load_imdb, load_rt_polarity, load_text_csv, load_text_dataset
 
 __version__ = "0.1.0"

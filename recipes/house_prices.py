@@ -288,7 +288,9 @@ def parse_args(argv=None):
     model = parser.add_argument_group("model and training")
     model.add_argument("--ensemble", type=int, default=5, metavar="K", help="networks trained together")
     model.add_argument("--epochs", type=int, default=200, help="most epochs (early stopping usually ends sooner)")
-    model.add_argument("--patience", type=int, default=20, help="epochs without validation improvement")
+    model.add_argument("--patience", type=int, default=50,
+                       help="epochs without validation improvement before stopping (the validation "
+                            "loss often falls again, slowly, after a long plateau)")
     model.add_argument("--batch-size", type=int, default=32)
     model.add_argument("--learning-rate", type=float, default=1e-3)
     model.add_argument("--weight-decay", type=float, default=1e-2, help="AdamW's decoupled weight decay")
