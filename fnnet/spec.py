@@ -13,7 +13,8 @@ object that says what it is, so nothing is guessed when decoding:
 - ``{"tuple": [...]}`` and ``{"dict": {...}}`` (tuples stay tuples),
 - ``{"layer": {...}}`` for a layer argument (``serial``'s children),
 - ``{"activation": "relu"}`` / ``{"initializer": "zeros"}`` for a callable found by
-  identity in ``fnnet.ACTIVATIONS`` / ``fnnet.INITIALIZERS``.
+  identity in ``fnnet.ACTIVATIONS`` / ``fnnet.INITIALIZERS``; ``{"function": "jax.nn.leaky_relu"}``
+  for a library function in ``fnnet.layers.activations.FUNCTIONS``.
 
 Anything else (a lambda, an array, a raw stax pair) cannot be written down, and
 ``to_spec`` says which layer and which argument hold it.
@@ -28,7 +29,9 @@ import numpy as np
 
 from .core import LAYER_REGISTRY, SINGLETONS, Layer, registered
 from .initializers import INITIALIZERS
-from .layers.activations import ACTIVATIONS
+from .layers.activations import ACTIVATIONS, FUNCTIONS
+
+_NAMED_CALLABLES = (("activation", ACTIVATIONS), ("initializer", INITIALIZERS), ("function", FUNCTIONS))
 
 # Re-exported as fnnet.register_layer: the name users look for when registering their layers.
 register_layer = registered
@@ -64,7 +67,7 @@ def _callable_name(fn, table) -> str | None:
 
 
 def _is_named(fn) -> bool:
-    return _callable_name(fn, ACTIVATIONS) is not None or _callable_name(fn, INITIALIZERS) is not None
+    return any(_callable_name(fn, table) is not None for _, table in _NAMED_CALLABLES)
 
 
 def _describe(value) -> str:
@@ -99,13 +102,13 @@ def _encode(value, path: str, ctor_name: str, argument: int | str):
             raise SpecError(path, f"{_arg_label(ctor_name, argument)} is a dict with non-string keys")
         return {"dict": {k: _encode(v, path, ctor_name, argument) for k, v in value.items()}}
     if callable(value):
-        for tag, table in (("activation", ACTIVATIONS), ("initializer", INITIALIZERS)):
+        for tag, table in _NAMED_CALLABLES:
             name = _callable_name(value, table)
             if name is not None:
                 return {tag: name}
         raise SpecError(path, f"{_arg_label(ctor_name, argument)} is {_describe(value)}, which is not a "
-                              "registered activation or initializer and cannot be serialised; pass a name "
-                              "(e.g. 'relu', 'glorot_uniform') or add the function to fnnet.ACTIVATIONS")
+                              "registered activation, initializer or function and cannot be serialised; pass a "
+                              "name (e.g. 'relu', 'glorot_uniform') or add the function to fnnet.ACTIVATIONS")
     raise SpecError(path, f"{_arg_label(ctor_name, argument)} is {_describe(value)}, which cannot be serialised "
                           "(specs hold numbers, strings, tuples, lists, dicts, layers and named functions)")
 
@@ -159,7 +162,7 @@ def _decode(value, path: str, ctor_name: str, argument: int | str):
         return {k: _decode(v, path, ctor_name, argument) for k, v in body.items()}
     if tag == "layer":
         return _build(body, _child_path(path, ctor_name, argument))
-    for known_tag, table in (("activation", ACTIVATIONS), ("initializer", INITIALIZERS)):
+    for known_tag, table in _NAMED_CALLABLES:
         if tag == known_tag:
             if body not in table:
                 raise SpecError(path, f"{_arg_label(ctor_name, argument)}: unknown {tag} {body!r}; "

@@ -32,7 +32,7 @@ SENTIMENT_CLASSES = ("negative", "positive")
 RT_POLARITY_FILES = ("rt-polarity.neg", "rt-polarity.pos")
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class TextDataset:
     """Texts with integer labels; ``len()`` is the number of texts.
 
@@ -41,6 +41,12 @@ class TextDataset:
     ``is_test``: a bool array marking the data set's own test examples where it comes
     split (IMDB), else None; ``source``: where it was read from, for messages.
     ``dataclasses.replace(data, texts=...)`` makes a changed copy.
+
+    >>> import numpy as np
+    >>> from fnnet.text import TextDataset
+    >>> data = TextDataset(['fine', 'awful'], np.array([1, 0]), ('negative', 'positive'))
+    >>> len(data), data.class_names[data.labels[0]]
+    (2, 'positive')
     """
 
     texts: list
@@ -54,7 +60,15 @@ class TextDataset:
 
 
 class TextDataError(ValueError):
-    """A path holds no data set in a known layout, or an empty or malformed one."""
+    """A path holds no data set in a known layout, or an empty or malformed one.
+
+    >>> import fnnet
+    >>> try:
+    ...     fnnet.load_text_dataset('/no/such/reviews.csv')
+    ... except fnnet.TextDataError as e:
+    ...     print(e)
+    /no/such/reviews.csv: no such file or folder
+    """
 
 
 # ---------------------------------------------------------------------------- decoding
@@ -269,7 +283,12 @@ def load_imdb(directory, splits=("train", "test")) -> TextDataset:
 
 
 def describe_layouts() -> str:
-    """The accepted data layouts, one a line (for error messages and ``--help``)."""
+    """The accepted data layouts in one sentence (for error messages and ``--help``).
+
+    >>> from fnnet.text import describe_layouts
+    >>> describe_layouts().startswith('a folder with rt-polarity.pos')
+    True
+    """
     return ("a folder with rt-polarity.pos and rt-polarity.neg; "
             "a .csv/.tsv file with a text column and a label column; "
             "an aclImdb folder ({train,test}/{pos,neg}/*.txt) or a folder containing one")

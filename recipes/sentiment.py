@@ -77,7 +77,7 @@ class SentimentConfig:
     batch_size: int = 64
     learning_rate: float = 1e-3
     val_fraction: float = 0.1
-    refit_bag: bool = True       # train the bag again on all training texts
+    refit: str = "bag"           # trained again on all training texts: 'none', 'bag' or 'all'
 
 
 # --------------------------------------------------------------------------- data
@@ -278,8 +278,9 @@ def _fit_branch(model, params, x, y, validation, *, loss, epochs, patience, cfg,
                 metric="accuracy"):
     """fit with early stopping on ``validation`` (or a fixed number of epochs without it)."""
     callbacks = [fnnet.EarlyStopping("val_loss", patience=patience, restore_best=True)] if validation else []
-    result = fnnet.fit(model, params, x, y, loss=loss, optimizer=fnnet.get_optimizer("adam", learning_rate=cfg.learning_rate),
-                       epochs=epochs, batch_size=cfg.batch_size, seed=seed, validation_data=validation,
+    optimizer = fnnet.get_optimizer("adam", learning_rate=cfg.learning_rate)
+    result = fnnet.fit(model, params, x, y, loss=loss, optimizer=optimizer, epochs=epochs,
+                       batch_size=cfg.batch_size, seed=seed, validation_data=validation,
                        metrics=[metric], callbacks=callbacks, frozen=frozen, verbose=verbose)
     best = callbacks[0].best_epoch if callbacks and callbacks[0].best_epoch is not None else epochs - 1
     return result.params, best + 1
@@ -290,9 +291,10 @@ def _log_softmax(logits):
     return shifted - np.log(np.sum(np.exp(shifted), axis=1, keepdims=True))
 
 
-def choose_weight(lstm_logits, bag_logits, labels, grid=np.linspace(0.0, 1.0, 21)):
+def choose_weight(lstm_logits, bag_logits, labels, grid=tuple(np.round(np.linspace(0.0, 1.0, 21), 2))):
     """The LSTM's weight ``w`` in ``w * lstm + (1 - w) * bag`` with the least log-loss on ``labels``."""
-    lstm_lp, bag_lp = _log_softmax(np.asarray(lstm_logits, np.float64)), _log_softmax(np.asarray(bag_logits, np.float64))
+    lstm_lp = _log_softmax(np.asarray(lstm_logits, np.float64))
+    bag_lp = _log_softmax(np.asarray(bag_logits, np.float64))
     rows = np.arange(len(labels))
 
     def log_loss(w):
@@ -323,68 +325,75 @@ def train_model(texts, labels, class_names, cfg: SentimentConfig, seed=0, verbos
     num_classes = len(class_names)
     fit_rows, val_rows = _split_validation(labels, cfg.val_fraction, seed)
     fit_texts, val_texts = [texts[i] for i in fit_rows], [texts[i] for i in val_rows]
-    y_fit, y_val = labels[fit_rows], labels[val_rows]
-    keys = jax.random.split(jax.random.PRNGKey(seed), 3)
+    validation = (val_texts, labels[val_rows])
+    lstm_key, bag_key = jax.random.split(jax.random.PRNGKey(seed))
     report = {"train_examples": len(texts), "validation_examples": len(val_rows)}
+    use_lstm, use_bag = cfg.branches in ("both", "lstm"), cfg.branches in ("both", "bag")
 
+    # Each branch alone, early-stopped on the validation slice; its validation logits.
     words = WordSequences(cfg.max_len, cfg.min_count).fit(fit_texts)
-    lstm_member = lstm_branch(words.vocab_size, num_classes, cfg)
-    lstm_params, lstm_val_logits = None, None
-    if cfg.branches in ("both", "lstm"):
-        trainable = _lstm_for(lstm_member, cfg, averaged=False)
-        _, params = trainable.init(keys[0], (-1, cfg.max_len))
-        loss = "sparse_categorical_crossentropy_from_logits"
-        if cfg.ensemble > 1:
-            loss = fnnet.ensemble_loss(loss)
-        x_fit, x_val = words.transform(fit_texts), words.transform(val_texts)
-        lstm_params, report["lstm_epochs"] = _fit_branch(
-            trainable, params, x_fit, y_fit, (x_val, y_val), loss=loss, epochs=cfg.epochs,
-            patience=cfg.patience, cfg=cfg, seed=seed, verbose=verbose,
-            metric=members_mean_accuracy if cfg.ensemble > 1 else "accuracy")
-        lstm_val_logits = np.asarray(fnnet.predict(_lstm_for(lstm_member, cfg, averaged=True), lstm_params, x_val))
-        report["lstm_val_accuracy"] = float(np.mean(lstm_val_logits.argmax(1) == y_val))
-
+    lstm, lstm_params, report["lstm_epochs"] = _train_lstm(words, fit_texts, labels[fit_rows], validation,
+                                                           num_classes, cfg, lstm_key, seed, cfg.epochs,
+                                                           verbose if use_lstm else None)
     bags = NgramBags(cfg.ngrams).fit(fit_texts)
-    bag_params, bag_val_logits = None, None
-    if cfg.branches in ("both", "bag"):
-        # The bag's epochs take milliseconds each: no progress lines for them.
-        bag_params, report["bag_epochs"] = _train_bag(bags, fit_texts, y_fit, (val_texts, y_val), num_classes,
-                                                      cfg, keys[1], seed, cfg.bag_epochs, verbose=0)
-        bag_val_logits = np.asarray(fnnet.predict(bag_branch(bags.vocab_size, num_classes), bag_params,
-                                                  bags.transform(val_texts)))
-        report["bag_val_accuracy"] = float(np.mean(bag_val_logits.argmax(1) == y_val))
-
+    bag, bag_params, report["bag_epochs"] = _train_bag(bags, fit_texts, labels[fit_rows], validation, num_classes,
+                                                       cfg, bag_key, seed, cfg.bag_epochs, train=use_bag)
+    val_logits = {"lstm": np.asarray(fnnet.predict(lstm, lstm_params, words.transform(val_texts))),
+                  "bag": np.asarray(fnnet.predict(bag, bag_params, bags.transform(val_texts)))}
+    for name in [n for n, used in (("lstm", use_lstm), ("bag", use_bag)) if used]:
+        report[f"{name}_val_accuracy"] = float(np.mean(val_logits[name].argmax(1) == validation[1]))
     weight = {"lstm": 1.0, "bag": 0.0}.get(cfg.branches)
     if weight is None:
-        weight = choose_weight(lstm_val_logits, bag_val_logits, y_val)
+        weight = choose_weight(val_logits["lstm"], val_logits["bag"], validation[1])
     report["lstm_weight"] = weight
 
-    if cfg.refit_bag and cfg.branches != "lstm":
+    # Trained again on all the texts, for the epochs the validation slice chose.
+    if cfg.refit == "all" and use_lstm:
+        words = WordSequences(cfg.max_len, cfg.min_count).fit(texts)
+        lstm, lstm_params, _ = _train_lstm(words, texts, labels, None, num_classes, cfg, lstm_key, seed,
+                                           report["lstm_epochs"], verbose)
+    if cfg.refit in ("bag", "all") and use_bag:
         bags = NgramBags(cfg.ngrams).fit(texts)
-        bag_params, _ = _train_bag(bags, texts, labels, None, num_classes, cfg, keys[1], seed,
-                                   report["bag_epochs"], verbose=0)
-    bag = bag_branch(bags.vocab_size, num_classes)
-    lstm = _lstm_for(lstm_member, cfg, averaged=True)
-    if lstm_params is None:
-        lstm_params = lstm.init(keys[2], (-1, cfg.max_len))[1]
-    if bag_params is None:
-        bag_params = bag.init(keys[2], (-1, bags.max_len))[1]
-    model = joint_model(lstm, bag)
+        bag, bag_params, _ = _train_bag(bags, texts, labels, None, num_classes, cfg, bag_key, seed,
+                                        report["bag_epochs"])
     params = joint_params(lstm, bag, _scale_logits(lstm_params, weight), _scale_logits(bag_params, 1.0 - weight))
     report["train_seconds"] = time.perf_counter() - started
-    return TrainedModel(model, params, words, bags, tuple(class_names), cfg, report)
+    return TrainedModel(joint_model(lstm, bag), params, words, bags, tuple(class_names), cfg, report)
 
 
-def _train_bag(bags, texts, labels, validation, num_classes, cfg, key, seed, epochs, verbose):
+def _train_lstm(words, texts, labels, validation, num_classes, cfg, key, seed, epochs, verbose):
+    """``(LSTM branch as predicted with, its params, epochs)``; ``verbose=None``: untrained, init only."""
+    member = lstm_branch(words.vocab_size, num_classes, cfg)
+    trainable = _lstm_for(member, cfg, averaged=False)
+    _, params = trainable.init(key, (-1, cfg.max_len))
+    if verbose is None:
+        return _lstm_for(member, cfg, averaged=True), params, 0
+    loss, metric = "sparse_categorical_crossentropy_from_logits", "accuracy"
+    if cfg.ensemble > 1:
+        loss, metric = fnnet.ensemble_loss(loss), members_mean_accuracy
+    if validation is not None:
+        validation = (words.transform(validation[0]), validation[1])
+    params, epochs = _fit_branch(trainable, params, words.transform(texts), labels, validation, loss=loss,
+                                 epochs=epochs, patience=cfg.patience, cfg=cfg, seed=seed, verbose=verbose,
+                                 metric=metric)
+    return _lstm_for(member, cfg, averaged=True), params, epochs
+
+
+def _train_bag(bags, texts, labels, validation, num_classes, cfg, key, seed, epochs, train=True):
+    """``(bag branch, its params, epochs)`` with naive-Bayes ratios from ``texts``; ``train=False``:
+    untrained. Its epochs take milliseconds, so they print no progress."""
     bag = bag_branch(bags.vocab_size, num_classes)
     _, params = bag.init(key, (-1, bags.max_len))
+    if not train:
+        return bag, params, 0
     ratios = bags.log_count_ratios(texts, labels, num_classes, cfg.nb_alpha)
     params = {**params, "naive_bayes_bag_0": {**params["naive_bayes_bag_0"], "ratio": jnp.asarray(ratios)}}
     if validation is not None:
         validation = (bags.transform(validation[0]), validation[1])
-    return _fit_branch(bag, params, bags.transform(texts), labels, validation,
-                       loss="sparse_categorical_crossentropy_from_logits", epochs=epochs,
-                       patience=cfg.bag_patience, cfg=cfg, seed=seed, frozen=("*/ratio",), verbose=verbose)
+    params, epochs = _fit_branch(bag, params, bags.transform(texts), labels, validation,
+                                 loss="sparse_categorical_crossentropy_from_logits", epochs=epochs,
+                                 patience=cfg.bag_patience, cfg=cfg, seed=seed, frozen=("*/ratio",))
+    return bag, params, epochs
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -419,8 +428,8 @@ def cross_validate(data, cfg: SentimentConfig, folds=10, seed=0, verbose=1) -> d
     """Train on each fold's training rows, score on its test rows; the metrics as a dict.
 
     Keys: ``accuracy`` (mean over folds), ``std``, ``fold_accuracies``, ``train_seconds``
-    (wall time of all folds, evaluation included), ``cpu_seconds``, ``fold_seconds``, ``branch_accuracies`` (each branch alone), ``lstm_weights``,
-    ``epochs``.
+    (wall time of all folds, evaluation included), ``cpu_seconds``, ``fold_seconds``,
+    ``branch_accuracies`` (each branch alone), ``lstm_weights``, ``epochs``.
     """
     texts = data.texts
     results, started, cpu_started = [], time.perf_counter(), time.process_time()
@@ -520,7 +529,8 @@ def parse_args(argv=None):
     data.add_argument("--label-column", default="label", help="CSV/TSV column holding the labels")
     run = parser.add_argument_group("evaluation")
     run.add_argument("--folds", type=int, metavar="K",
-                     help="stratified K-fold cross-validation; 1 (the default unless --save-model): one train/test split")
+                     help="stratified K-fold cross-validation; 1 (the default unless --save-model): "
+                          "one train/test split")
     run.add_argument("--seed", type=int, default=0, help="seeds the folds, initialisation and shuffling")
     model = parser.add_argument_group("model and training")
     model.add_argument("--epochs", type=int, default=SentimentConfig.epochs, help="most LSTM epochs (early stopping)")

@@ -1,6 +1,6 @@
 """Built-in layers; every name is re-exported from :mod:`fnnet`."""
 
-from .activations import (ACTIVATIONS, Activation, Elu, Exp, Gelu, Lambda, LeakyRelu, LogSoftmax, Relu,
+from .activations import (ACTIVATIONS, FUNCTIONS, Activation, Elu, Exp, Gelu, Lambda, LeakyRelu, LogSoftmax, Relu,
                           Selu, Sigmoid, Softmax, Softplus, Tanh, elementwise, get_activation)
 from .conv import Conv, Conv1D, Conv1DTranspose, Conv2D, ConvTranspose, GeneralConv, GeneralConvTranspose
 from .dense import Dense
@@ -16,6 +16,7 @@ from .wrappers import Bidirectional, TimeDistributed
 
 __all__ = [
     "ACTIVATIONS",
+    "FUNCTIONS",
     "Activation",
     "AveragePooling1D",
     "AveragePooling2D",

@@ -43,6 +43,18 @@ ACTIVATIONS: dict[str, Callable] = {
 }
 
 
+# Library functions that ``elementwise``/``Lambda`` may be given and a spec can name
+# (``"jax.nn.leaky_relu"``): model files refer to them, never to arbitrary code.
+FUNCTIONS: dict[str, Callable] = {
+    **{f"jax.nn.{name}": getattr(jax.nn, name) for name in (
+        "relu", "relu6", "sigmoid", "hard_sigmoid", "softmax", "log_softmax", "gelu", "elu", "selu", "celu",
+        "softplus", "soft_sign", "swish", "silu", "leaky_relu", "hard_tanh", "log_sigmoid", "glu", "mish")
+       if hasattr(jax.nn, name)},
+    **{f"jnp.{name}": getattr(jnp, name) for name in (
+        "tanh", "exp", "log", "log1p", "abs", "square", "sqrt", "sin", "cos", "negative", "sign")},
+}
+
+
 def get_activation(activation) -> Callable:
     """Resolve an activation given by Keras name, ``None`` (linear) or callable.
 
