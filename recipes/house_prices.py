@@ -286,9 +286,9 @@ def parse_args(argv=None):
     data.add_argument("--val-fraction", type=float, default=0.2,
                       help="share of the training houses held out for validation and early stopping")
     model = parser.add_argument_group("model and training")
-    model.add_argument("--ensemble", type=int, default=5, metavar="K", help="networks trained together")
-    model.add_argument("--epochs", type=int, default=200, help="most epochs (early stopping usually ends sooner)")
-    model.add_argument("--patience", type=int, default=50,
+    model.add_argument("--ensemble", type=int, default=10, metavar="K", help="networks trained together")
+    model.add_argument("--epochs", type=int, default=150, help="most epochs (early stopping usually ends sooner)")
+    model.add_argument("--patience", type=int, default=30,
                        help="epochs without validation improvement before stopping (the validation "
                             "loss often falls again, slowly, after a long plateau)")
     model.add_argument("--batch-size", type=int, default=32)

@@ -230,7 +230,8 @@ class Program:
 
 
 def _hashable(value):
-    if isinstance(value, (list, tuple)):
+    # Lists of metric names become tuples; NamedTuples (a Metric) stay what they are.
+    if isinstance(value, (list, tuple)) and not hasattr(value, "_fields"):
         return tuple(_hashable(v) for v in value)
     return value
 
