@@ -28,6 +28,11 @@ The model is one fnnet model with two branches whose logits are summed before th
 
 Everything the model learns, the vocabularies and the naive-Bayes ratios included, comes
 from the training texts of each fold only.
+
+Measured on MR (10-fold stratified CV, 2 shared CPU cores, 3.7-4.5 minutes a run; design
+chosen on seed 0): accuracy 79.7 ± 1.0 (seed 0), 79.7 ± 1.0 (seed 1), 79.9 ± 1.3 (seed 2).
+The branches alone score 79.5-79.7 (bag) and 76.1-76.9 (LSTM); NB-SVM's published 79.4 is
+the strongest result without pretrained word vectors.
 """
 
 from __future__ import annotations
