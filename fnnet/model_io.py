@@ -15,7 +15,6 @@ produce (``jax.eval_shape``, nothing computed), naming each path that differs.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import secrets
@@ -25,7 +24,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
-from .checkpoint import CheckpointMismatchError, load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointMismatchError, _fsync_directory, load_checkpoint, save_checkpoint
 from .core import shape_str
 from .eval_init import eval_init, tree_differences
 from .spec import from_spec, to_spec
@@ -126,16 +125,6 @@ def _read_description(directory: Path) -> dict:
 
 # ------------------------------------------------------------------------ writing
 
-def _fsync(path: Path) -> None:
-    # Directories cannot be opened for syncing everywhere, hence best effort.
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def _write_json(path: Path, value) -> None:
     with open(path, "w", encoding="utf-8") as f:
         json.dump(value, f, indent=1)
@@ -203,12 +192,12 @@ def save_model(directory, model, params, state=None, *, input_shape, metadata=No
     try:
         save_checkpoint(temp / WEIGHTS_FILE, {"params": params, "state": state})
         _write_json(temp / SPEC_FILE, description)
-        _fsync(temp)
+        _fsync_directory(temp)
         _move_into_place(temp, directory)
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)
         raise
-    _fsync(directory.parent)
+    _fsync_directory(directory.parent)
     return directory
 
 

@@ -287,7 +287,9 @@ def test_layer_contract_test_runs_check_layer():
         test()
 
 
-def test_plugin_gives_a_check_layer_fixture(pytester):
+def test_plugin_gives_a_check_layer_fixture(pytester, monkeypatch):
+    # Installed fnnet registers the plugin through its entry point; load it once, explicitly.
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
     pytester.makepyfile("""
         import fnnet
         def test_uses_fixture(check_layer):
