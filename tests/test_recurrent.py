@@ -399,3 +399,23 @@ def test_wrong_feature_size_is_an_error():
     _, params = layer.init(KEY, (-1, 4, 2))
     with pytest.raises(fnnet.LayerError, match=r"GRU\(3\): expected inputs whose last dimension is 2"):
         layer.apply(params, jnp.ones((1, 4, 5)))
+
+
+def test_eager_apply_compiles_the_scan_once():
+    compiles = []
+
+    def on_event(event, duration, **_):
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiles.append(event)
+
+    model = fnnet.serial(fnnet.Embedding(50, 4, mask_zero=True), fnnet.LSTM(3))
+    _, params = model.init(jax.random.PRNGKey(0), (-1, 5))
+    ids = jnp.array([[1, 2, 3, 0, 0], [4, 5, 0, 0, 0]])
+    first = model.apply(params, ids)  # compiles what it needs
+    jax.monitoring.register_event_duration_secs_listener(on_event)
+    try:
+        again = model.apply(params, ids)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(on_event)
+    np.testing.assert_array_equal(first, again)
+    assert compiles == [], "an eager LSTM apply compiled again on its second call"

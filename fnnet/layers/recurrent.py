@@ -307,6 +307,11 @@ def _recurrent_layer(name, cell: _Cell, return_sequences, return_state, go_backw
     def init_params(rng, input_shape):
         return cell.init_params(rng, _sequence_shape(input_shape)[-1])
 
+    # Jitted once per layer: an eager apply would otherwise trace and compile the scan anew
+    # on every call (its body is a fresh closure); inside an outer jit this simply inlines.
+    run = jax.jit(lambda weights, carry, xs, mask: _scan(cell, weights, carry, xs, mask, return_sequences,
+                                                          unroll, zero_output_for_mask))
+
     def forward(params, inputs, ctx):
         x, initial = _split_inputs(inputs, cell.n_states)
         x = jnp.asarray(x)
@@ -320,8 +325,7 @@ def _recurrent_layer(name, cell: _Cell, return_sequences, return_state, go_backw
         if go_backwards:
             xs = xs[::-1]
             mask = None if mask is None else mask[::-1]
-        carry, ys = _scan(cell, cell.prepare(params), carry, xs, mask, return_sequences, unroll,
-                          zero_output_for_mask)
+        carry, ys = run(cell.prepare(params), carry, xs, mask)
         output = jnp.swapaxes(ys, 0, 1) if return_sequences else carry[0]
         return (output, *carry) if return_state else output
 
