@@ -122,6 +122,18 @@ def jitted_train_step(loss_fn, params, xb, yb):
     return run
 
 
+def equinox_train_step(eqx, tx, loss_of_outputs):
+    """Equinox's idiomatic step: ``filter_jit`` over a model applied per example with ``jax.vmap``."""
+
+    @eqx.filter_jit
+    def step(model, opt_state, xb, yb):
+        loss, grads = eqx.filter_value_and_grad(lambda m: loss_of_outputs(jax.vmap(m)(xb), yb))(model)
+        updates, opt_state = tx.update(grads, opt_state, eqx.filter(model, eqx.is_array))
+        return eqx.apply_updates(model, updates), opt_state, loss
+
+    return step
+
+
 def jitted_forward(forward, params, x):
     """A jitted ``forward(params, x)`` on a fixed batch."""
     fn, x = jax.jit(forward), jnp.asarray(x)

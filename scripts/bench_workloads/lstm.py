@@ -12,8 +12,8 @@ import numpy as np
 
 from benchlib import Contender, require
 
-from .harness import (LEARNING_RATE, TRAIN_FLOPS_PER_FORWARD, adam, cross_entropy, import_fnnet, import_keras,
-                      import_torch, jitted_forward, jitted_train_step)
+from .harness import (LEARNING_RATE, TRAIN_FLOPS_PER_FORWARD, adam, cross_entropy, equinox_train_step, import_fnnet,
+                      import_keras, import_torch, jitted_forward, jitted_train_step)
 from .sizes import Sizes
 
 
@@ -210,11 +210,7 @@ def train_step_contenders(s: Sizes, length: int) -> list[Contender]:
         eqx, model = _equinox_lstm(s)
         tx = adam()
 
-        @eqx.filter_jit
-        def step(model, opt_state, xb, yb):
-            loss, grads = eqx.filter_value_and_grad(lambda m: cross_entropy(jax.vmap(m)(xb), yb))(model)
-            updates, opt_state = tx.update(grads, opt_state, eqx.filter(model, eqx.is_array))
-            return eqx.apply_updates(model, updates), opt_state, loss
+        step = equinox_train_step(eqx, tx, cross_entropy)
 
         carry = [(model, tx.init(eqx.filter(model, eqx.is_array)))]
         xb, yb = jnp.asarray(tokens), jnp.asarray(labels)

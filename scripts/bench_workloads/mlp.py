@@ -13,8 +13,8 @@ import numpy as np
 
 from benchlib import Contender, require
 
-from .harness import (LEARNING_RATE, TRAIN_FLOPS_PER_FORWARD, adam, import_fnnet, import_keras, import_torch,
-                      jitted_loop_epoch, mse, scanned_epoch)
+from .harness import (LEARNING_RATE, TRAIN_FLOPS_PER_FORWARD, adam, equinox_train_step, import_fnnet, import_keras,
+                      import_torch, jitted_loop_epoch, mse, scanned_epoch)
 from .sizes import Sizes
 
 
@@ -163,11 +163,7 @@ def epoch_contenders(s: Sizes, batch_size: int) -> list[Contender]:
         eqx, model = _equinox_mlp(s)
         tx = adam()
 
-        @eqx.filter_jit
-        def step(model, opt_state, xb, yb):
-            loss, grads = eqx.filter_value_and_grad(lambda m: mse(jax.vmap(m)(xb), yb))(model)
-            updates, opt_state = tx.update(grads, opt_state, eqx.filter(model, eqx.is_array))
-            return eqx.apply_updates(model, updates), opt_state, loss
+        step = equinox_train_step(eqx, tx, mse)
 
         carry = [(model, tx.init(eqx.filter(model, eqx.is_array)))]
         rng = np.random.default_rng(0)
