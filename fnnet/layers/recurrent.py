@@ -63,20 +63,33 @@ def _bias_or_zeros(params, size):
     return params["bias"] if "bias" in params else jnp.zeros((size,), params["kernel"].dtype)
 
 
-def _lstm_cell(units, activation, recurrent_activation, use_bias, kernel_init, recurrent_init,
-               bias_init, unit_forget_bias) -> _Cell:
-    act, gate = get_activation(activation), get_activation(recurrent_activation)
+def _weight_initializer(units, gates, kernel_init, recurrent_init, bias_init, use_bias, bias_shape=None):
+    """``init_params(rng, input_dim)`` for Keras's ``kernel``/``recurrent_kernel``/``bias`` of a cell
+    with ``gates`` blocks of ``units`` columns (bias shaped ``bias_shape``, default ``(gates * units,)``)."""
     kernel_init, recurrent_init = get_initializer(kernel_init), get_initializer(recurrent_init)
     bias_init = get_initializer(bias_init)
+    width = gates * units
 
     def init_params(rng, input_dim):
         k_kernel, k_recurrent, k_bias = jax.random.split(rng, 3)
-        params = {"kernel": kernel_init(k_kernel, (input_dim, 4 * units), jnp.float32),
-                  "recurrent_kernel": recurrent_init(k_recurrent, (units, 4 * units), jnp.float32)}
+        params = {"kernel": kernel_init(k_kernel, (input_dim, width), jnp.float32),
+                  "recurrent_kernel": recurrent_init(k_recurrent, (units, width), jnp.float32)}
         if use_bias:
-            bias = bias_init(k_bias, (4 * units,), jnp.float32)
-            # Keras's unit_forget_bias: start with the forget gate open.
-            params["bias"] = bias.at[units:2 * units].set(1.0) if unit_forget_bias else bias
+            params["bias"] = bias_init(k_bias, bias_shape or (width,), jnp.float32)
+        return params
+
+    return init_params
+
+
+def _lstm_cell(units, activation, recurrent_activation, use_bias, kernel_init, recurrent_init,
+               bias_init, unit_forget_bias) -> _Cell:
+    act, gate = get_activation(activation), get_activation(recurrent_activation)
+    init_weights = _weight_initializer(units, 4, kernel_init, recurrent_init, bias_init, use_bias)
+
+    def init_params(rng, input_dim):
+        params = init_weights(rng, input_dim)
+        if use_bias and unit_forget_bias:  # Keras's unit_forget_bias: start with the forget gate open
+            params["bias"] = params["bias"].at[units:2 * units].set(1.0)
         return params
 
     def prepare(params):
@@ -94,17 +107,9 @@ def _lstm_cell(units, activation, recurrent_activation, use_bias, kernel_init, r
 def _gru_cell(units, activation, recurrent_activation, use_bias, kernel_init, recurrent_init,
               bias_init, reset_after) -> _Cell:
     act, gate = get_activation(activation), get_activation(recurrent_activation)
-    kernel_init, recurrent_init = get_initializer(kernel_init), get_initializer(recurrent_init)
-    bias_init = get_initializer(bias_init)
-
-    def init_params(rng, input_dim):
-        k_kernel, k_recurrent, k_bias = jax.random.split(rng, 3)
-        params = {"kernel": kernel_init(k_kernel, (input_dim, 3 * units), jnp.float32),
-                  "recurrent_kernel": recurrent_init(k_recurrent, (units, 3 * units), jnp.float32)}
-        if use_bias:
-            # reset_after keeps separate input and recurrent biases, as rows 0 and 1.
-            params["bias"] = bias_init(k_bias, (2, 3 * units) if reset_after else (3 * units,), jnp.float32)
-        return params
+    # reset_after keeps separate input and recurrent biases, as rows 0 and 1.
+    init_params = _weight_initializer(units, 3, kernel_init, recurrent_init, bias_init, use_bias,
+                                      bias_shape=(2, 3 * units) if reset_after else None)
 
     def split3(a):
         return a[..., :units], a[..., units:2 * units], a[..., 2 * units:]
@@ -148,16 +153,7 @@ def _gru_cell(units, activation, recurrent_activation, use_bias, kernel_init, re
 
 def _simple_rnn_cell(units, activation, use_bias, kernel_init, recurrent_init, bias_init) -> _Cell:
     act = get_activation(activation)
-    kernel_init, recurrent_init = get_initializer(kernel_init), get_initializer(recurrent_init)
-    bias_init = get_initializer(bias_init)
-
-    def init_params(rng, input_dim):
-        k_kernel, k_recurrent, k_bias = jax.random.split(rng, 3)
-        params = {"kernel": kernel_init(k_kernel, (input_dim, units), jnp.float32),
-                  "recurrent_kernel": recurrent_init(k_recurrent, (units, units), jnp.float32)}
-        if use_bias:
-            params["bias"] = bias_init(k_bias, (units,), jnp.float32)
-        return params
+    init_params = _weight_initializer(units, 1, kernel_init, recurrent_init, bias_init, use_bias)
 
     def prepare(params):
         return _stack(params), _bias_or_zeros(params, units)
