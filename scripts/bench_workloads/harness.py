@@ -122,6 +122,18 @@ def jitted_train_step(loss_fn, params, xb, yb):
     return run
 
 
+def nnx_train_step(nnx, loss_of_outputs):
+    """Flax NNX's idiomatic step: ``nnx.jit`` with the optimizer updating the model in place."""
+
+    @nnx.jit
+    def step(model, optimizer, xb, yb):
+        loss, grads = nnx.value_and_grad(lambda m: loss_of_outputs(m(xb), yb))(model)
+        optimizer.update(model, grads)
+        return loss
+
+    return step
+
+
 def equinox_train_step(eqx, tx, loss_of_outputs):
     """Equinox's idiomatic step: ``filter_jit`` over a model applied per example with ``jax.vmap``."""
 

@@ -13,7 +13,7 @@ import numpy as np
 from benchlib import Contender, require
 
 from .harness import (LEARNING_RATE, TRAIN_FLOPS_PER_FORWARD, adam, cross_entropy, equinox_train_step, import_fnnet,
-                      import_keras, import_torch, jitted_forward, jitted_train_step)
+                      import_keras, import_torch, jitted_forward, jitted_train_step, nnx_train_step)
 from .sizes import Sizes
 
 
@@ -197,11 +197,7 @@ def train_step_contenders(s: Sizes, length: int) -> list[Contender]:
         nnx, model = _nnx_lstm(s)
         optimizer = nnx.Optimizer(model, adam(), wrt=nnx.Param)
 
-        @nnx.jit
-        def step(model, optimizer, xb, yb):
-            loss, grads = nnx.value_and_grad(lambda m: cross_entropy(m(xb), yb))(model)
-            optimizer.update(model, grads)
-            return loss
+        step = nnx_train_step(nnx, cross_entropy)
 
         xb, yb = jnp.asarray(tokens), jnp.asarray(labels)
         return lambda: step(model, optimizer, xb, yb)

@@ -14,7 +14,7 @@ import numpy as np
 from benchlib import Contender, require
 
 from .harness import (LEARNING_RATE, TRAIN_FLOPS_PER_FORWARD, adam, equinox_train_step, import_fnnet, import_keras,
-                      import_torch, jitted_loop_epoch, mse, scanned_epoch)
+                      import_torch, jitted_loop_epoch, mse, nnx_train_step, scanned_epoch)
 from .sizes import Sizes
 
 
@@ -137,11 +137,7 @@ def epoch_contenders(s: Sizes, batch_size: int) -> list[Contender]:
         nnx, model = _nnx_mlp(s)
         optimizer = nnx.Optimizer(model, adam(), wrt=nnx.Param)
 
-        @nnx.jit
-        def step(model, optimizer, xb, yb):
-            loss, grads = nnx.value_and_grad(lambda m: mse(m(xb), yb))(model)
-            optimizer.update(model, grads)
-            return loss
+        step = nnx_train_step(nnx, mse)
 
         rng = np.random.default_rng(0)
 
