@@ -36,7 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchlib import (Contender, cpu_threads, format_table, measure, require, skipped, summarize,  # noqa: E402
                       versions, write_json)
 
-# float32 matmul peak of this machine (PERFORMANCE.md, numpy 2048^3), for "% peak".
+# float32 matmul peak for "% peak" unless --peak-gflops says otherwise: numpy 2048^3 on the
+# reference machine of PERFORMANCE.md (scripts/bench.py measures it in the same run instead).
 DEFAULT_PEAK_GFLOPS = 130.0
 
 

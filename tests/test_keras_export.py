@@ -1,17 +1,11 @@
 """fnnet.to_keras: fnnet models written as Keras 3 models (JAX backend) compute what fnnet computes."""
 
-import os
-
 import jax
 import numpy as np
 import pytest
+from keras_backend import keras_or_skip
 
-os.environ["KERAS_BACKEND"] = "jax"  # before Keras is first imported
-keras = pytest.importorskip("keras", reason="Keras 3 is not installed (pip install 'fnnet[keras]'); "
-                                            "the Keras export tests compare against it")
-if keras.backend.backend() != "jax":
-    pytest.skip(f"Keras was already imported with the {keras.backend.backend()!r} backend; these tests need 'jax'",
-                allow_module_level=True)
+keras = keras_or_skip("Keras export")
 
 import fnnet  # noqa: E402
 

@@ -1,18 +1,13 @@
 """fnnet.from_keras: Keras 3 models (JAX backend) imported as fnnet models compute what Keras computes."""
 
-import os
 import sys
 
 import jax
 import numpy as np
 import pytest
+from keras_backend import keras_or_skip
 
-os.environ["KERAS_BACKEND"] = "jax"  # before Keras is first imported
-keras = pytest.importorskip("keras", reason="Keras 3 is not installed (pip install 'fnnet[keras]'); "
-                                            "the Keras import tests compare against it")
-if keras.backend.backend() != "jax":
-    pytest.skip(f"Keras was already imported with the {keras.backend.backend()!r} backend; these tests need 'jax'",
-                allow_module_level=True)
+keras = keras_or_skip("Keras import")
 
 import fnnet  # noqa: E402
 from keras import layers  # noqa: E402
