@@ -232,7 +232,15 @@ def init_state(layer, input_shape):
 
 
 def call_layer(layer, params, state, inputs, ctx: Context):
-    """Run a layer through the private protocol: ``(outputs, new_state, out_mask)``."""
+    """Run a layer through the private protocol: ``(outputs, new_state, out_mask)``.
+
+    >>> import fnnet, jax, jax.numpy as jnp
+    >>> emb = fnnet.Embedding(10, 2, mask_zero=True)
+    >>> _, params = emb.init(jax.random.PRNGKey(0), (-1, 3))
+    >>> y, state, mask = fnnet.call_layer(emb, params, None, jnp.array([[4, 1, 0]]), fnnet.Context())
+    >>> y.shape, state, mask.tolist()
+    ((1, 3, 2), None, [[True, True, False]])
+    """
     return as_layer(layer)._call(params, state, inputs, ctx)
 
 
@@ -277,7 +285,12 @@ def output_shape(fn: Callable, input_shape, dtype=jnp.float32):
 
 
 def shape_str(shape) -> str:
-    """Render a shape (or nested shapes) the way fnnet's messages and summaries do."""
+    """Render a shape (or nested shapes) the way fnnet's messages and summaries do.
+
+    >>> import fnnet
+    >>> fnnet.shape_str((-1, 78)), fnnet.shape_str(((-1, 4), (-1, 5)))
+    ('(None, 78)', '[(None, 4), (None, 5)]')
+    """
     if _is_shape(shape):
         return "(" + ", ".join("None" if d == -1 else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
     return "[" + ", ".join(shape_str(s) for s in shape) + "]"
@@ -354,7 +367,13 @@ def leaf(name: str, forward: Callable, init_params: Callable | None = None, *,
 
 
 def expect_last_dim(x, expected: int, what: str = "inputs"):
-    """Raise a clear :class:`ValueError` unless ``x.shape[-1] == expected`` (for layer authors)."""
+    """Raise a clear :class:`ValueError` unless ``x.shape[-1] == expected`` (for layer authors).
+
+    >>> import fnnet, jax.numpy as jnp
+    >>> fnnet.expect_last_dim(jnp.ones((2, 3)), 4)
+    Traceback (most recent call last):
+    ValueError: expected inputs whose last dimension is 4, got shape (2, 3)
+    """
     if jnp.ndim(x) == 0 or x.shape[-1] != expected:
         raise ValueError(f"expected {what} whose last dimension is {expected}, got shape {tuple(jnp.shape(x))}")
 
@@ -395,7 +414,13 @@ SINGLETONS: dict[str, Layer] = {}
 
 
 def singleton(layer: Layer, name: str) -> Layer:
-    """Register a ready-made layer (``fnnet.Relu``) under its public name."""
+    """Register a ready-made layer (``fnnet.Relu``) under its public name, for specs.
+
+    >>> import fnnet, jax.numpy as jnp
+    >>> Double = fnnet.singleton(fnnet.leaf('Double', lambda p, x, ctx: 2 * x), 'Double')
+    >>> Double.spec, Double() is Double
+    (('Double', (), {}), True)
+    """
     layer.spec = (name, (), {})
     SINGLETONS[name] = layer
     return layer
