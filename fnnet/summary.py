@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 import jax
 
-from .core import as_layer, init_with_state, shape_str
+from .core import as_layer, shape_str
 
 
 def count_params(params) -> int:
@@ -89,8 +89,8 @@ def summary(model, input_shape, rng=None) -> str:
     """
     model = as_layer(model)
     rows = summary_rows(model, input_shape, rng)
-    _, params, state = init_with_state(model, jax.random.PRNGKey(0) if rng is None else rng, input_shape)
-    trainable, non_trainable = count_params(params), count_params(state)
+    # The rows cover every layer once, so their sums are the model's totals (no second init).
+    trainable, non_trainable = sum(r.trainable for r in rows), sum(r.non_trainable for r in rows)
     labels = [f"{r.path} ({r.layer})" for r in rows]
     shapes = [shape_str(r.output_shape) for r in rows]
     name_w = max([30] + [len(label) for label in labels])
