@@ -9,7 +9,6 @@ from .core import (Context, Layer, LayerError, as_layer, call_layer, expect_last
                    init_with_state, leaf, make_layer, output_shape, registered, shape_str, singleton)
 from .initializers import INITIALIZERS, get_initializer
 from .layers import *  # noqa: F401,F403  (the list lives in layers/__init__.py)
-from .layers import __all__ as _layer_names  # noqa: F401
 from .summary import SummaryRow, count_params, summary, summary_rows
 from .spec import SpecError, from_spec, register_layer, to_spec
 from .eval_init import eval_init, tree_differences
