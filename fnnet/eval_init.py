@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from .checkpoint import keypath_str
+from .io.checkpoint import keypath_str
 from .core import as_layer
 
 

@@ -14,7 +14,7 @@ import optax
 import pytest
 
 import fnnet
-from fnnet import checkpoint
+from fnnet.io import checkpoint
 
 
 def _bits(x):

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import fnnet
-from fnnet import model_io
+from fnnet.io import saved_model
 
 ACTIVATION_ARGS = [None, "relu", "tanh", "gelu", jax.nn.sigmoid, jnp.tanh]
 INIT_ARGS = ["glorot_uniform", "he_normal", "lecun_uniform", fnnet.INITIALIZERS["glorot_normal"]]
@@ -136,7 +136,7 @@ def saved_mlp(tmp_path):
 def test_checkpoint_with_wrong_shape_is_refused_naming_the_path(saved_mlp):
     folder, _, params = saved_mlp
     wrong = {**params, "dense_2": {"kernel": jnp.zeros((4, 1)), "bias": params["dense_2"]["bias"]}}
-    fnnet.save_checkpoint(folder / model_io.WEIGHTS_FILE, {"params": wrong, "state": None})
+    fnnet.save_checkpoint(folder / saved_model.WEIGHTS_FILE, {"params": wrong, "state": None})
     with pytest.raises(fnnet.SavedModelError, match=r"shape differs .*params/dense_2/kernel \(4, 1\) vs \(5, 1\)") as e:
         fnnet.load_model(folder)
     assert e.value.shape_mismatch == [("params/dense_2/kernel", [4, 1], (5, 1))]
@@ -147,7 +147,7 @@ def test_checkpoint_with_missing_extra_and_wrong_dtype_lists_every_path(saved_ml
     wrong = {"dense_0": {"kernel": params["dense_0"]["kernel"].astype(jnp.float16), "bias": params["dense_0"]["bias"],
                          "scale": jnp.ones(5)},
              "relu_1": {}, "dense_2": {"kernel": params["dense_2"]["kernel"]}}
-    fnnet.save_checkpoint(folder / model_io.WEIGHTS_FILE, {"params": wrong, "state": None})
+    fnnet.save_checkpoint(folder / saved_model.WEIGHTS_FILE, {"params": wrong, "state": None})
     with pytest.raises(fnnet.SavedModelError) as e:
         fnnet.load_model(folder)
     message = str(e.value)
@@ -184,8 +184,8 @@ def test_metadata_and_input_shape_are_kept(tmp_path):
     assert fnnet.saved_input_shape(folder) == (-1, 4)
     model2, params2, state2 = fnnet.load_model(folder)
     assert state2 is None
-    description = json.loads((folder / model_io.SPEC_FILE).read_text())
-    assert description["format"] == "fnnet-model" and description["format_version"] == model_io.FORMAT_VERSION
+    description = json.loads((folder / saved_model.SPEC_FILE).read_text())
+    assert description["format"] == "fnnet-model" and description["format_version"] == saved_model.FORMAT_VERSION
 
 
 def test_nested_input_shapes_are_kept(tmp_path):
@@ -199,9 +199,9 @@ def test_nested_input_shapes_are_kept(tmp_path):
 
 def test_newer_format_is_refused(saved_mlp):
     folder = saved_mlp[0]
-    description = json.loads((folder / model_io.SPEC_FILE).read_text())
-    description["format_version"] = model_io.FORMAT_VERSION + 1
-    (folder / model_io.SPEC_FILE).write_text(json.dumps(description))
+    description = json.loads((folder / saved_model.SPEC_FILE).read_text())
+    description["format_version"] = saved_model.FORMAT_VERSION + 1
+    (folder / saved_model.SPEC_FILE).write_text(json.dumps(description))
     with pytest.raises(fnnet.SavedModelError, match="newer than this fnnet reads"):
         fnnet.load_model(folder)
 
@@ -248,13 +248,13 @@ def test_replacing_a_model_leaves_only_the_new_one(saved_mlp):
 @pytest.mark.parametrize("failing", ["save_checkpoint", "_write_json", "_move_into_place"])
 def test_a_failed_save_keeps_the_old_model_whole(saved_mlp, monkeypatch, failing):
     folder, model, params = saved_mlp
-    original = getattr(model_io, failing)
+    original = getattr(saved_model, failing)
 
     def fail_midway(*args, **kwargs):
         original(*args, **kwargs) if failing != "_move_into_place" else None
         raise OSError("disk full")
 
-    monkeypatch.setattr(model_io, failing, fail_midway)
+    monkeypatch.setattr(saved_model, failing, fail_midway)
     other = fnnet.serial(fnnet.Dense(2))
     _, other_params = other.init(jax.random.PRNGKey(1), (-1, 3))
     with pytest.raises(OSError, match="disk full"):
@@ -274,7 +274,7 @@ def test_rename_failure_puts_the_old_model_back(saved_mlp, monkeypatch):
             raise OSError("rename refused")
         real_rename(src, dst)
 
-    monkeypatch.setattr(model_io.os, "rename", rename)
+    monkeypatch.setattr(saved_model.os, "rename", rename)
     with pytest.raises(OSError, match="rename refused"):
         fnnet.save_model(folder, model, params, input_shape=(-1, 3))
     monkeypatch.undo()

@@ -30,7 +30,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from ..checkpoint import save_checkpoint
+from ..io.checkpoint import save_checkpoint
 
 
 class TrainingRun:

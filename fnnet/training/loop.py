@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..checkpoint import keypath_str, load_checkpoint
+from ..io.checkpoint import keypath_str, load_checkpoint
 from ..core import as_layer, init_state, init_with_state
 from . import sharding
 from .callbacks import TrainingRun, as_callback

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import struct
 import zipfile
 import zlib
@@ -28,6 +27,8 @@ import jax
 import jax.numpy as jnp
 import ml_dtypes
 import numpy as np
+
+from .atomic import atomic_write
 
 FORMAT = "fnnet-checkpoint"
 VERSION = 1
@@ -225,35 +226,6 @@ def _write_container(fileobj, manifest: dict, arrays) -> None:
             _write_array(zf, entry["file"], array)
 
 
-def _fsync_directory(directory: Path) -> None:
-    # Makes the rename itself durable; not possible on every platform, hence best effort.
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Runs ``write(fileobj)`` on a temporary file beside ``path``, then renames it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
-    # os.open with 0o666 lets the umask decide the permissions, as for any new file.
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
-    _fsync_directory(path.parent)
-
-
 def save_checkpoint(path, tree) -> Path:
     """Saves a pytree of arrays to one file, atomically; returns the file's ``Path``.
 
@@ -286,7 +258,7 @@ def save_checkpoint(path, tree) -> Path:
         entries.append(entry)
     manifest = {"format": FORMAT, "version": VERSION, "byteorder": "little", "tree": structure,
                 "leaves": entries}
-    _atomic_write(path, lambda f: _write_container(f, manifest, arrays))
+    atomic_write(path, lambda f: _write_container(f, manifest, arrays))
     return path
 
 

@@ -27,9 +27,9 @@ import numbers
 
 import numpy as np
 
-from .core import LAYER_REGISTRY, SINGLETONS, Layer, registered
-from .initializers import INITIALIZERS
-from .layers.activations import ACTIVATIONS, FUNCTIONS
+from ..core import LAYER_REGISTRY, SINGLETONS, Layer, registered
+from ..initializers import INITIALIZERS
+from ..layers.activations import ACTIVATIONS, FUNCTIONS
 
 _NAMED_CALLABLES = (("activation", ACTIVATIONS), ("initializer", INITIALIZERS), ("function", FUNCTIONS))
 

@@ -5,7 +5,7 @@ A model directory holds two files:
 - ``model.json``: the format name and version, the architecture (:func:`fnnet.to_spec`),
   the input shape ``init`` was called with, whether state was saved, and the caller's
   ``metadata`` (a vocabulary, preprocessing settings);
-- ``weights.ckpt``: ``{'params': ..., 'state': ...}`` as an :mod:`fnnet.checkpoint` file.
+- ``weights.ckpt``: ``{'params': ..., 'state': ...}`` as an :mod:`fnnet.io.checkpoint` file.
 
 The directory is written whole into a temporary sibling and renamed into place, so a
 reader sees the old model or the new one, never a mixture. Loading rebuilds the model
@@ -24,9 +24,10 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
-from .checkpoint import CheckpointMismatchError, _fsync_directory, load_checkpoint, save_checkpoint
-from .core import shape_str
-from .eval_init import eval_init, tree_differences
+from ..core import shape_str
+from ..eval_init import eval_init, tree_differences
+from .atomic import fsync_directory
+from .checkpoint import CheckpointMismatchError, load_checkpoint, save_checkpoint
 from .spec import from_spec, to_spec
 
 FORMAT = "fnnet-model"
@@ -192,12 +193,12 @@ def save_model(directory, model, params, state=None, *, input_shape, metadata=No
     try:
         save_checkpoint(temp / WEIGHTS_FILE, {"params": params, "state": state})
         _write_json(temp / SPEC_FILE, description)
-        _fsync_directory(temp)
+        fsync_directory(temp)
         _move_into_place(temp, directory)
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)
         raise
-    _fsync_directory(directory.parent)
+    fsync_directory(directory.parent)
     return directory
 
 
