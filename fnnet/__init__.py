@@ -9,12 +9,12 @@ from .core import (Context, Layer, LayerError, as_layer, call_layer, expect_last
                    init_with_state, leaf, make_layer, output_shape, registered, shape_str, singleton)
 from .initializers import INITIALIZERS, get_initializer
 from .layers import *  # noqa: F401,F403  (the list lives in layers/__init__.py)
-from .summary import SummaryRow, count_params, summary, summary_rows
+from .structure.summary import SummaryRow, count_params, summary, summary_rows
 from .io.spec import SpecError, from_spec, register_layer, to_spec
-from .eval_init import eval_init, tree_differences
+from .structure.eval_init import eval_init, tree_differences
 from .io.saved_model import SavedModelError, load_model, load_model_metadata, save_model, saved_input_shape
-from .plot_model import Diagram, DiagramNode, model_diagram, model_to_dot, model_to_svg, plot_model
-from .surgery import SurgeryError, insert_layer, remove_layer, replace_layer
+from .structure.diagrams import Diagram, DiagramNode, model_diagram, model_to_dot, model_to_svg, plot_model
+from .structure.surgery import SurgeryError, insert_layer, remove_layer, replace_layer
 from .tabular import TabularPreprocessor
 from .ensemble import Ensemble, ensemble_loss, ensemble_metric, member_params
 from .io.checkpoint import (CheckpointError, CheckpointMismatchError, CheckpointNotFoundError, checkpoint_manifest,

@@ -26,7 +26,7 @@ import numpy as np
 from ._keras.graph import NO_MASK, combine, model_chain, model_mask
 from ._keras.reading import KerasImportError, WeightsGroup, import_h5py
 from .combinators import serial
-from .eval_init import eval_init, tree_differences
+from .structure.eval_init import eval_init, tree_differences
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.weights.h5"

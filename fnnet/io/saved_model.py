@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from ..core import shape_str
-from ..eval_init import eval_init, tree_differences
+from ..structure.eval_init import eval_init, tree_differences
 from .atomic import fsync_directory
 from .checkpoint import CheckpointMismatchError, load_checkpoint, save_checkpoint
 from .spec import from_spec, to_spec

@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 import jax
 
-from .core import as_layer, shape_str
+from ..core import as_layer, shape_str
 
 
 def count_params(params) -> int:

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import re
 
-from .combinators import serial
-from .core import as_layer, shape_str
+from ..combinators import serial
+from ..core import as_layer, shape_str
 from .eval_init import eval_init, tree_differences
 
 _NO_STATE = object()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from .io.checkpoint import keypath_str
-from .core import as_layer
+from ..core import as_layer
+from ..io.checkpoint import keypath_str
 
 
 def eval_init(model, input_shape, rng=None):

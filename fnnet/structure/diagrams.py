@@ -17,7 +17,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 import jax
 
-from .core import as_layer, shape_str
+from ..core import as_layer, shape_str
 from .eval_init import eval_init
 
 
