@@ -4,6 +4,8 @@ A layer is an ``(init, apply)`` pair with the contract of ``jax.example_librarie
 models are layers built with combinators. Every public name is re-exported here.
 """
 
+import sys as _sys
+
 from .combinators import FanInConcat, FanInSum, FanOut, Identity, Residual, parallel, serial, shape_dependent
 from .core import (Context, Layer, LayerError, as_layer, call_layer, expect_last_dim, init_state,
                    init_with_state, leaf, make_layer, output_shape, registered, shape_str, singleton)
@@ -21,11 +23,11 @@ from .io.checkpoint import (CheckpointError, CheckpointMismatchError, Checkpoint
                             keypath_str, load_checkpoint, save_checkpoint, tree_paths)
 from . import data  # noqa: F401  (fnnet.data stays a submodule; its common names are flat too)
 from .data import StandardScaler, Tokenizer, batches, one_hot, pad_sequences, train_val_split
-from .plots import plot_history
-from . import losses, metrics, optimizers  # noqa: F401  (submodules with the Keras names)
-from .losses import get_loss
-from .metrics import get_metric
-from .optimizers import freeze, get_optimizer
+from .training.plots import plot_history
+from .training import losses, metrics, optimizers  # noqa: F401  (submodules with the Keras names)
+from .training.losses import get_loss
+from .training.metrics import get_metric
+from .training.optimizers import freeze, get_optimizer
 from .training import (CSVLogger, Callback, EarlyStopping, FitResult, ModelCheckpoint, NonFiniteLossError,
                        ReduceLROnPlateau, TrainingRun, evaluate, fit, predict)
 from . import neighbors  # noqa: F401  (fnnet.neighbors.kneighbors / classify / regress)
@@ -33,5 +35,10 @@ from .neighbors import KNNClassifier, KNNRegressor
 from .keras_import import KerasImportError, from_keras
 from .keras_export import KerasExportError, to_keras
 from .text import TextDataError, TextDataset, load_imdb, load_rt_polarity, load_text_csv, load_text_dataset
+
+# They live in training/; the aliases keep `import fnnet.losses` / `from fnnet.losses import X` working.
+_sys.modules[__name__ + ".losses"] = losses
+_sys.modules[__name__ + ".metrics"] = metrics
+_sys.modules[__name__ + ".optimizers"] = optimizers
 
 __version__ = "0.1.0"

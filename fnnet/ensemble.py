@@ -19,8 +19,8 @@ import jax
 import jax.numpy as jnp
 
 from .core import LayerError, _prefixed, as_layer, make_layer, registered, shape_str
-from .losses import Loss, get_loss
-from .metrics import Metric, get_metric
+from .training.losses import Loss, get_loss
+from .training.metrics import Metric, get_metric
 
 _REDUCTIONS = (None, "mean")
 

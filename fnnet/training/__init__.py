@@ -1,7 +1,9 @@
 """Training: ``fit``, ``evaluate``, ``predict``, callbacks, progress and data parallelism.
 
 Modules: :mod:`.loop` (the three entry points), :mod:`.steps` (the jitted train step and
-epoch scan), :mod:`.callbacks`, :mod:`.progress`, :mod:`.sharding` (``mesh=``).
+epoch scan), :mod:`.callbacks`, :mod:`.progress`, :mod:`.sharding` (``mesh=``), and what a
+run is made of: :mod:`.losses`, :mod:`.metrics`, :mod:`.optimizers` (also importable as
+``fnnet.losses``, ``fnnet.metrics``, ``fnnet.optimizers``) and :mod:`.plots` (``plot_history``).
 """
 
 from .callbacks import (Callback, CSVLogger, EarlyStopping, ModelCheckpoint, ReduceLROnPlateau, TrainingRun,

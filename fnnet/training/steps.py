@@ -29,10 +29,10 @@ import numpy as np
 import optax
 
 from ..core import as_layer
-from ..losses import get_loss
-from ..metrics import get_metrics
-from ..optimizers import freeze, get_optimizer
 from . import sharding
+from .losses import get_loss
+from .metrics import get_metrics
+from .optimizers import freeze, get_optimizer
 
 
 class Carry(NamedTuple):

@@ -25,7 +25,7 @@ import fnmatch
 import jax
 import optax
 
-from .io.checkpoint import keypath_str
+from ..io.checkpoint import keypath_str
 
 KERAS_DEFAULTS: dict[str, dict] = {
     "adam": {"learning_rate": 1e-3, "b1": 0.9, "b2": 0.999, "eps": 1e-7},
