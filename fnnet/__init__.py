@@ -32,8 +32,8 @@ from .training import (CSVLogger, Callback, EarlyStopping, FitResult, ModelCheck
                        ReduceLROnPlateau, TrainingRun, evaluate, fit, predict)
 from . import neighbors  # noqa: F401  (fnnet.neighbors.kneighbors / classify / regress)
 from .neighbors import KNNClassifier, KNNRegressor
-from .keras_import import KerasImportError, from_keras
-from .keras_export import KerasExportError, to_keras
+from .keras.importer import KerasImportError, from_keras
+from .keras.exporter import KerasExportError, to_keras
 from .text import TextDataError, TextDataset, load_imdb, load_rt_polarity, load_text_csv, load_text_dataset
 
 # They live in training/; the aliases keep `import fnnet.losses` / `from fnnet.losses import X` working.

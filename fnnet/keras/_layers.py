@@ -17,7 +17,7 @@ from ..layers import (Activation, AveragePooling1D, AveragePooling2D, BatchNorm,
                       GlobalMaxPooling1D, GlobalMaxPooling2D, GRU, LayerNorm, LSTM, MaxPooling1D, MaxPooling2D,
                       Reshape, SimpleRNN, TimeDistributed)
 from ..layers.activations import ACTIVATIONS
-from .reading import MODEL_CLASSES, RECURRENT_CLASSES, Converted, KerasLayer, WeightsGroup, keras_layer
+from ._reading import MODEL_CLASSES, RECURRENT_CLASSES, Converted, KerasLayer, WeightsGroup, keras_layer
 
 # Keras names whose meaning fnnet's table might not share: (input, Keras 3's output).
 _ACTIVATION_PROBES = {"leaky_relu": (-1.0, -0.2)}

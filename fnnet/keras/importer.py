@@ -1,6 +1,7 @@
 """Import Keras 3 models: :func:`from_keras` gives an fnnet model, its params and its state.
 
-Both ways in read the same two things, so one code path (``fnnet._keras``) converts them:
+Both ways in read the same two things, so one code path (the private modules of
+:mod:`fnnet.keras`) converts them:
 
 - the model's config as JSON (Keras's ``serialize_keras_object`` form, which is also
   the ``config.json`` inside a ``.keras`` zip);
@@ -23,10 +24,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._keras.graph import NO_MASK, combine, model_chain, model_mask
-from ._keras.reading import KerasImportError, WeightsGroup, import_h5py
-from .combinators import serial
-from .structure.eval_init import eval_init, tree_differences
+from ..combinators import serial
+from ..structure.eval_init import eval_init, tree_differences
+from ._graph import NO_MASK, combine, model_chain, model_mask
+from ._reading import KerasImportError, WeightsGroup, import_h5py
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.weights.h5"

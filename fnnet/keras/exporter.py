@@ -14,11 +14,11 @@ import json
 
 import numpy as np
 
-from ._keras.graph import NO_MASK, model_mask
-from ._keras.layers import activation_matches_keras
-from ._keras.reading import KerasImportError
-from .core import LAYER_REGISTRY
-from .layers.activations import ACTIVATIONS
+from ..core import LAYER_REGISTRY
+from ..layers.activations import ACTIVATIONS
+from ._graph import NO_MASK, model_mask
+from ._layers import activation_matches_keras
+from ._reading import KerasImportError
 
 # fnnet's parameterless ready-made layers and the Keras activation each one is.
 _SINGLETON_ACTIVATIONS = {"Relu": "relu", "Tanh": "tanh", "Sigmoid": "sigmoid", "Softmax": "softmax",

@@ -16,9 +16,9 @@ import re
 from typing import NamedTuple
 
 from ..combinators import FanOut, Identity, parallel, serial
-from .layers import GLOBAL_POOLS, convert_layer
-from .reading import (MERGE_CLASSES, MODEL_CLASSES, RECURRENT_CLASSES, Converted, KerasImportError, WeightsGroup,
-                      entry_name, keras_layer, layer_groups, shape_tuple)
+from ._layers import GLOBAL_POOLS, convert_layer
+from ._reading import (MERGE_CLASSES, MODEL_CLASSES, RECURRENT_CLASSES, Converted, KerasImportError, WeightsGroup,
+                       entry_name, keras_layer, layer_groups, shape_tuple)
 
 def combine(combinator, items) -> Converted:
     """``combinator(*layers)`` with the params and state dicts that combinators key ``dense_0``, ..."""

@@ -1,1 +1,0 @@
-"""The machinery behind :func:`fnnet.from_keras` (private): reading, layer converters, graphs."""
