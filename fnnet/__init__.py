@@ -17,7 +17,7 @@ from .structure.eval_init import eval_init, tree_differences
 from .io.saved_model import SavedModelError, load_model, load_model_metadata, save_model, saved_input_shape
 from .structure.diagrams import Diagram, DiagramNode, model_diagram, model_to_dot, model_to_svg, plot_model
 from .structure.surgery import SurgeryError, insert_layer, remove_layer, replace_layer
-from .tabular import TabularPreprocessor
+from .data.tabular import TabularPreprocessor
 from .ensemble import Ensemble, ensemble_loss, ensemble_metric, member_params
 from .io.checkpoint import (CheckpointError, CheckpointMismatchError, CheckpointNotFoundError, checkpoint_manifest,
                             keypath_str, load_checkpoint, save_checkpoint, tree_paths)
@@ -34,7 +34,7 @@ from . import neighbors  # noqa: F401  (fnnet.neighbors.kneighbors / classify / 
 from .neighbors import KNNClassifier, KNNRegressor
 from .keras.importer import KerasImportError, from_keras
 from .keras.exporter import KerasExportError, to_keras
-from .text import TextDataError, TextDataset, load_imdb, load_rt_polarity, load_text_csv, load_text_dataset
+from .data.text import TextDataError, TextDataset, load_imdb, load_rt_polarity, load_text_csv, load_text_dataset
 
 # They live in training/; the aliases keep `import fnnet.losses` / `from fnnet.losses import X` working.
 _sys.modules[__name__ + ".losses"] = losses

@@ -53,7 +53,7 @@ import numpy as np
 
 import fnnet
 from fnnet.data import stratified_kfold
-from fnnet.text import TextDataError, decode_text, describe_layouts, load_text_dataset
+from fnnet.data.text import TextDataError, decode_text, describe_layouts, load_text_dataset
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "rt-polarity"

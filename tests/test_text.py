@@ -1,10 +1,10 @@
-"""Tests for fnnet.text: decoding, the three data layouts, layout detection and label reading."""
+"""Tests for fnnet.data.text: decoding, the three data layouts, layout detection and label reading."""
 
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from fnnet.text import (TextDataError, decode_text, label_ids, load_imdb, load_rt_polarity, load_text_csv,
+from fnnet.data.text import (TextDataError, decode_text, label_ids, load_imdb, load_rt_polarity, load_text_csv,
                         load_text_dataset, read_lines)
 
 # 0xE9 is 'é' in Windows-1252/Latin-1 and never valid alone in UTF-8; 0x92 is a curly apostrophe.

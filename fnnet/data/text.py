@@ -43,7 +43,7 @@ class TextDataset:
     ``dataclasses.replace(data, texts=...)`` makes a changed copy.
 
     >>> import numpy as np
-    >>> from fnnet.text import TextDataset
+    >>> from fnnet.data.text import TextDataset
     >>> data = TextDataset(['fine', 'awful'], np.array([1, 0]), ('negative', 'positive'))
     >>> len(data), data.class_names[data.labels[0]]
     (2, 'positive')
@@ -80,7 +80,7 @@ def decode_text(data: bytes) -> str:
     Decoding line by line keeps the valid UTF-8 lines of a file that has a few stray
     bytes; bytes that Windows-1252 leaves undefined become U+FFFD. It never raises.
 
-    >>> from fnnet.text import decode_text
+    >>> from fnnet.data.text import decode_text
     >>> decode_text('café\\n'.encode('utf-8') + b'caf\\xe9 \\x93ok\\x94\\n')
     'café\\ncafé “ok”\\n'
     """
@@ -103,7 +103,7 @@ def read_lines(path) -> list:
     """The non-blank lines of a text file, decoded with :func:`decode_text`, line ends stripped.
 
     >>> import os, tempfile
-    >>> from fnnet.text import read_lines
+    >>> from fnnet.data.text import read_lines
     >>> path = os.path.join(tempfile.mkdtemp(), 'a.txt')
     >>> _ = open(path, 'wb').write(b'good film\\n\\nna\\xefve plot \\n')
     >>> read_lines(path)
@@ -124,7 +124,7 @@ def label_ids(values, where: str = "labels"):
     ids in sorted order and are their own names. Missing labels raise
     :class:`TextDataError` naming ``where`` and the first row.
 
-    >>> from fnnet.text import label_ids
+    >>> from fnnet.data.text import label_ids
     >>> label_ids(['Pos', 'neg', 'positive'])
     (array([1, 0, 1]), ('negative', 'positive'))
     >>> label_ids(['b', 'a', 'c', 'a'])
@@ -177,7 +177,7 @@ def load_rt_polarity(directory) -> TextDataset:
     Raises :class:`TextDataError` when a file is missing or the two hold no texts.
 
     >>> import os, tempfile
-    >>> from fnnet.text import load_rt_polarity
+    >>> from fnnet.data.text import load_rt_polarity
     >>> folder = tempfile.mkdtemp()
     >>> _ = open(os.path.join(folder, 'rt-polarity.pos'), 'wb').write(b'a gem\\nsuperb\\n')
     >>> _ = open(os.path.join(folder, 'rt-polarity.neg'), 'wb').write(b'a mess\\n')
@@ -210,7 +210,7 @@ def load_text_csv(path, text_column="text", label_column="label", sep=None) -> T
     the file and the missing column (listing those present) or the first bad row.
 
     >>> import os, tempfile
-    >>> from fnnet.text import load_text_csv
+    >>> from fnnet.data.text import load_text_csv
     >>> path = os.path.join(tempfile.mkdtemp(), 'reviews.csv')
     >>> _ = open(path, 'w').write('review,stars\\n"loved it, truly",pos\\nboring,neg\\n')
     >>> data = load_text_csv(path, text_column='review', label_column='stars')
@@ -257,7 +257,7 @@ def load_imdb(directory, splits=("train", "test")) -> TextDataset:
     become spaces. The unlabelled ``train/unsup`` reviews are not read.
 
     >>> import os, tempfile
-    >>> from fnnet.text import load_imdb
+    >>> from fnnet.data.text import load_imdb
     >>> root = tempfile.mkdtemp()
     >>> for split, label, text in [('train', 'pos', 'great<br />fun'), ('test', 'neg', 'dull')]:
     ...     os.makedirs(os.path.join(root, 'aclImdb', split, label))
@@ -285,7 +285,7 @@ def load_imdb(directory, splits=("train", "test")) -> TextDataset:
 def describe_layouts() -> str:
     """The accepted data layouts in one sentence (for error messages and ``--help``).
 
-    >>> from fnnet.text import describe_layouts
+    >>> from fnnet.data.text import describe_layouts
     >>> describe_layouts().startswith('a folder with rt-polarity.pos')
     True
     """
@@ -302,7 +302,7 @@ def load_text_dataset(path, text_column="text", label_column="label") -> TextDat
     else raises :class:`TextDataError` listing the layouts understood.
 
     >>> import os, tempfile
-    >>> from fnnet.text import load_text_dataset
+    >>> from fnnet.data.text import load_text_dataset
     >>> path = os.path.join(tempfile.mkdtemp(), 'd.tsv')
     >>> _ = open(path, 'w').write('text\\tlabel\\nfine\\t1\\nawful\\t0\\n')
     >>> load_text_dataset(path).labels.tolist()
