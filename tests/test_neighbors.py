@@ -7,14 +7,18 @@ the way its heaps leave them, so it is compared wherever the k-th neighbour is u
 (no tie across the k-th/(k+1)-th boundary), and elsewhere only the neighbours' distances.
 """
 
+import importlib
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import fnnet
-from fnnet import _neighbors_search as search_module
 from fnnet.neighbors import classify, kneighbors, regress, vote
+
+# fnnet.neighbors.search is the search function, so the module is fetched by its full name.
+search_module = importlib.import_module("fnnet.neighbors.search")
 
 cdist = pytest.importorskip("scipy.spatial.distance").cdist
 sk_neighbors = pytest.importorskip("sklearn.neighbors")

@@ -22,7 +22,7 @@ neighbour set (and so its prediction) may differ from ours, with identical dista
 code use the layers.
 
 Memory stays bounded: queries and training rows are processed in blocks so that no
-buffer of one query block exceeds ``max_block_bytes`` (see :mod:`fnnet._neighbors_search`);
+buffer of one query block exceeds ``max_block_bytes`` (see :mod:`fnnet.neighbors.search`);
 only the inputs themselves and O(N) copies of the training set scale with the data.
 """
 
@@ -34,8 +34,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._neighbors_search import DEFAULT_BLOCK_BYTES, METRICS, plan_search, search
-from .core import expect_last_dim, leaf
+from ..core import expect_last_dim, leaf
+from .search import DEFAULT_BLOCK_BYTES, METRICS, plan_search, search
 
 WEIGHTS = ("uniform", "distance")
 
