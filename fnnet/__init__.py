@@ -7,8 +7,9 @@ models are layers built with combinators. Every public name is re-exported here.
 import sys as _sys
 
 from .combinators import FanInConcat, FanInSum, FanOut, Identity, Residual, parallel, serial, shape_dependent
-from .core import (Context, Layer, LayerError, as_layer, call_layer, expect_last_dim, init_state,
-                   init_with_state, leaf, make_layer, output_shape, registered, shape_str, singleton)
+from .core import (LAYER_REGISTRY, SINGLETONS, Layer, LayerError, Node, as_layer, child_keys, error_path,
+                   expect_last_dim, is_empty, layer, output_shape, registered, shape_str, singleton, snake_case,
+                   split_rng, walk)
 from .initializers import INITIALIZERS, get_initializer
 from .layers import *  # noqa: F401,F403  (the list lives in layers/__init__.py)
 from .structure.summary import SummaryRow, count_params, summary, summary_rows
@@ -32,7 +33,7 @@ from .training import (CSVLogger, Callback, EarlyStopping, FitResult, ModelCheck
                        ReduceLROnPlateau, TrainingRun, evaluate, fit, predict)
 from . import neighbors  # noqa: F401  (fnnet.neighbors.kneighbors / classify / regress)
 from .neighbors import KNNClassifier, KNNRegressor
-from .keras.importer import KerasImportError, from_keras
+from .keras.importer import KerasImport, KerasImportError, from_keras
 from .keras.exporter import KerasExportError, to_keras
 from .data.text import TextDataError, TextDataset, load_imdb, load_rt_polarity, load_text_csv, load_text_dataset
 

@@ -1,8 +1,9 @@
-"""Combinators: layers made of layers, built only from the layer contract.
+"""Combinators: layers made of layers, written only with the public protocol of :mod:`fnnet.core`.
 
 ``serial`` chains layers, ``parallel`` runs one layer per input, ``FanOut``/``FanInSum``/
-``FanInConcat`` split and join, ``Residual`` adds a branch to its input. Each threads
-params, state and masks to its children and prefixes their errors with its path.
+``FanInConcat`` split and join, and ``Residual`` is built from those four. A combinator
+keys its children's params and state by name (:func:`fnnet.child_keys`), splits the rng
+among them, threads masks through them and names its position in their errors.
 """
 
 from __future__ import annotations
@@ -10,151 +11,116 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from .core import (LayerError, _prefixed, as_layer, leaf, make_layer, registered, shape_str,
-                   singleton)
+from .core import Layer, as_layer, child_keys, error_path, is_empty, layer, registered, shape_str, singleton, split_rng
 
 
-def _split(rng, n):
-    return [None] * n if rng is None else list(jax.random.split(rng, n))
+def _entry(tree, key, missing):
+    """A child's entry in its parent's params (``missing={}``) or state (``missing=None``)."""
+    if tree is None:
+        return missing
+    if not isinstance(tree, dict):
+        raise TypeError(f"expected params and state as dicts keyed by the children's names, got "
+                        f"{type(tree).__name__}; use what this model's init returned")
+    return tree.get(key, missing)
 
 
-def _keys(layers):
-    return [f"{layer.key}_{i}" for i, layer in enumerate(layers)]
-
-
-def _named(part, layer, fn):
-    try:
-        return fn()
-    except LayerError as e:
-        raise _prefixed(e, part)
-    except (ValueError, TypeError) as e:  # a raw stax layer or a user's function
-        raise LayerError([part, layer.name], str(e)) from e
-
-
-def _child_params(params, key, part, layer):
-    try:
-        return params[key]
-    except (KeyError, TypeError, IndexError):
-        have = sorted(params) if isinstance(params, dict) else type(params).__name__
-        raise LayerError([part, layer.name], f"params have no entry {key!r} (got {have}); "
-                         "use the params returned by this model's init") from None
-
-
-def _collect_state(keys, states):
-    state = {k: s for k, s in zip(keys, states) if s is not None}
-    return state or None
+def _store(tree: dict, key, value):
+    if not is_empty(value):
+        tree[key] = value
 
 
 @registered("serial")
 def serial(*layers):
-    """Compose layers in sequence; params (and state) are dicts keyed ``dense_0``, ``relu_1``, ...
+    """Compose layers in sequence; params (and state) are dicts keyed by the children's names.
 
-    Raw stax layers mix in unchanged. ``rng`` is split across the children, ``train``,
-    ``state`` and masks reach every one of them.
+    Keys follow Keras: a layer's ``name=``, else its type's key (``dense``), then
+    ``dense_1``, ``dense_2``, ... for repeats; layers without params or state take no
+    entry, so inserting a ``Dropout`` renames nothing. Raw stax layers mix in unchanged
+    (their params stay stax's tuples). ``rng`` is split across the children; ``train``,
+    state and masks reach every one of them.
 
-    >>> import fnnet, jax, jax.numpy as jnp
+    >>> import fnnet, jax
     >>> mlp = fnnet.serial(fnnet.Dense(400), fnnet.Relu, fnnet.Dense(200), fnnet.Relu, fnnet.Dense(1))
-    >>> shape, params = mlp.init(jax.random.PRNGKey(0), (-1, 78))
-    >>> shape, sorted(params)[:2], fnnet.count_params(params)
-    ((-1, 1), ['dense_0', 'dense_2'], 112001)
+    >>> shape, params = mlp.init(jax.random.PRNGKey(0), (None, 78))
+    >>> shape, sorted(params), fnnet.count_params(params)
+    ((-1, 1), ['dense', 'dense_1', 'dense_2'], 112001)
     """
-    layers = [as_layer(layer) for layer in layers]
-    keys = _keys(layers)
+    layers = [as_layer(child) for child in layers]
+    keys = child_keys(layers, "serial")
+    n = len(layers)
 
-    def init_full(rng, input_shape):
-        params, states, shape = {}, [], input_shape
-        for i, (key, layer, r) in enumerate(zip(keys, layers, _split(rng, len(layers)))):
-            shape, params[key], s = _named(f"serial[{i}]", layer, lambda: layer._init(r, shape))
-            states.append(s)
-        return shape, params, _collect_state(keys, states)
+    def init_with_state(rng, input_shape):
+        params, state, shape = {}, {}, input_shape
+        for i, (key, child, r) in enumerate(zip(keys, layers, split_rng(rng, n))):
+            with error_path(f"serial[{i}]"):
+                shape, child_params, child_state = child.init_with_state(r, shape)
+            _store(params, key, child_params)
+            _store(state, key, child_state)
+        return shape, params, state or None
 
-    def call(params, state, x, ctx):
-        state = state or {}
-        new_states, mask = [], ctx.mask
-        for i, (key, layer, r) in enumerate(zip(keys, layers, _split(ctx.rng, len(layers)))):
-            child_ctx = ctx._replace(rng=r, mask=mask)
-            x, s, mask = _named(f"serial[{i}]", layer,
-                                lambda: layer._call(_child_params(params, key, f"serial[{i}]", layer), state.get(key), x,
-                                                    child_ctx))
-            new_states.append(s)
-        return x, (_collect_state(keys, new_states) if state else None), mask
+    def call(params, state, x, *, mask, rng, **kwargs):
+        new_state = {}
+        for i, (key, child, r) in enumerate(zip(keys, layers, split_rng(rng, n))):
+            with error_path(f"serial[{i}]"):
+                x, child_state, mask = child.call(_entry(params, key, {}), _entry(state, key, None), x,
+                                                  mask=mask, rng=r, **kwargs)
+            _store(new_state, key, child_state)
+        return x, new_state or None, mask
 
-    name = "serial"
-    return make_layer(name, init_full, call, children=tuple(zip(keys, layers)))
+    return Layer(init_with_state, call, name="serial", children=tuple(zip(keys, layers)))
 
 
 def _per_input(value, n):
-    if isinstance(value, (tuple, list)):
-        return list(value)
-    return [value] * n
+    return list(value) if isinstance(value, (tuple, list)) else [value] * n
 
 
 @registered("parallel")
 def parallel(*layers):
     """Apply one layer to each element of a tuple of inputs; returns the tuple of outputs.
 
-    >>> import fnnet, jax, jax.numpy as jnp
+    >>> import fnnet, jax
     >>> both = fnnet.serial(fnnet.FanOut(2), fnnet.parallel(fnnet.Dense(4), fnnet.Dense(5)),
     ...                     fnnet.FanInConcat())
-    >>> both.init(jax.random.PRNGKey(0), (-1, 3))[0]
+    >>> both.init(jax.random.PRNGKey(0), (None, 3))[0]
     (-1, 9)
     """
-    layers = [as_layer(layer) for layer in layers]
-    keys = _keys(layers)
+    layers = [as_layer(child) for child in layers]
+    keys = child_keys(layers, "parallel")
     n = len(layers)
 
     def check(inputs, where):
         # At init a single shape such as (-1, 3) is a tuple too: its elements are ints.
         if (not isinstance(inputs, (tuple, list)) or len(inputs) != n
                 or (where == "init" and not all(isinstance(s, (tuple, list)) for s in inputs))):
-            got = (f"{len(inputs)}" if isinstance(inputs, (tuple, list)) and where != "init"
-                   else shape_str(tuple(inputs)) if where == "init" else "1 (not a tuple)")
-            raise LayerError(["parallel"], f"expected a tuple of {n} inputs at {where}, got {got}")
+            got = (shape_str(tuple(inputs)) if where == "init"
+                   else f"{len(inputs)}" if isinstance(inputs, (tuple, list)) else "1 (not a tuple)")
+            raise ValueError(f"expected a tuple of {n} inputs at {where}, got {got}")
 
-    def init_full(rng, input_shapes):
+    def init_with_state(rng, input_shapes):
         check(input_shapes, "init")
-        params, shapes, states = {}, [], []
-        for i, (key, layer, r, shape) in enumerate(zip(keys, layers, _split(rng, n), input_shapes)):
-            out, params[key], s = _named(f"parallel[{i}]", layer, lambda: layer._init(r, shape))
+        params, state, shapes = {}, {}, []
+        for i, (key, child, r, shape) in enumerate(zip(keys, layers, split_rng(rng, n), input_shapes)):
+            with error_path(f"parallel[{i}]"):
+                out, child_params, child_state = child.init_with_state(r, shape)
             shapes.append(out)
-            states.append(s)
-        return tuple(shapes), params, _collect_state(keys, states)
+            _store(params, key, child_params)
+            _store(state, key, child_state)
+        return tuple(shapes), params, state or None
 
-    def call(params, state, inputs, ctx):
+    def call(params, state, inputs, *, mask, rng, **kwargs):
         check(inputs, "apply")
-        state = state or {}
-        outs, new_states, masks = [], [], []
-        for i, (key, layer, r, x, m) in enumerate(zip(keys, layers, _split(ctx.rng, n), inputs,
-                                                    _per_input(ctx.mask, n))):
-            child_ctx = ctx._replace(rng=r, mask=m)
-            y, s, mask = _named(f"parallel[{i}]", layer,
-                                lambda: layer._call(_child_params(params, key, f"parallel[{i}]", layer), state.get(key),
-                                                    x, child_ctx))
+        outs, new_state, masks = [], {}, []
+        for i, (key, child, r, x, m) in enumerate(zip(keys, layers, split_rng(rng, n), inputs, _per_input(mask, n))):
+            with error_path(f"parallel[{i}]"):
+                y, child_state, out_mask = child.call(_entry(params, key, {}), _entry(state, key, None), x,
+                                                      mask=m, rng=r, **kwargs)
             outs.append(y)
-            new_states.append(s)
-            masks.append(mask)
+            masks.append(out_mask)
+            _store(new_state, key, child_state)
         out_mask = None if all(m is None for m in masks) else tuple(masks)
-        return tuple(outs), (_collect_state(keys, new_states) if state else None), out_mask
+        return tuple(outs), new_state or None, out_mask
 
-    return make_layer("parallel", init_full, call, children=tuple(zip(keys, layers)))
-
-
-def _no_param_layer(name, init_shape, forward, mask_fn, spec=None):
-    def init_full(rng, input_shape):
-        try:
-            return init_shape(input_shape), {}, None
-        except LayerError:
-            raise
-        except (ValueError, TypeError) as e:
-            raise LayerError([name], str(e)) from e
-
-    def call(params, state, x, ctx):
-        try:
-            return forward(x), state, mask_fn(ctx.mask)
-        except (ValueError, TypeError) as e:
-            raise LayerError([name], str(e)) from e
-
-    return make_layer(name, init_full, call, spec=spec)
+    return Layer(init_with_state, call, name="parallel", children=tuple(zip(keys, layers)))
 
 
 @registered("FanOut")
@@ -162,46 +128,46 @@ def FanOut(num):
     """Copy the input ``num`` times into a tuple (for ``parallel`` branches).
 
     >>> import fnnet, jax
-    >>> fnnet.FanOut(2).init(jax.random.PRNGKey(0), (-1, 3))[0]
+    >>> fnnet.FanOut(2).init(jax.random.PRNGKey(0), (None, 3))[0]
     ((-1, 3), (-1, 3))
     """
-    return _no_param_layer(f"FanOut({num})", lambda shape: tuple([shape] * num),
-                           lambda x: tuple([x] * num), lambda m: None if m is None else tuple([m] * num))
+    return layer("FanOut", lambda params, x: tuple([x] * num),
+                 compute_mask=lambda x, mask: None if mask is None else tuple([mask] * num))
 
 
-def _first_mask(mask):
+def _first_mask(x, mask):
     if isinstance(mask, (tuple, list)):
         return next((m for m in mask if m is not None), None)
     return mask
 
 
-def _check_equal_shapes(shapes):
-    first = shapes[0]
+def _equal_shapes(shapes):
     for s in shapes[1:]:
-        if tuple(s) != tuple(first):
-            raise ValueError("inputs must all have the same shape, got "
-                             + " and ".join(shape_str(tuple(x)) for x in shapes))
-    return tuple(first)
+        if tuple(s) != tuple(shapes[0]):
+            raise ValueError("inputs must all have the same shape, got " + " and ".join(shape_str(tuple(x)) for x in shapes))
 
 
-def _fan_in_sum():
-    def forward(xs):
-        _check_equal_shapes([jnp.shape(x) for x in xs])
-        return sum(xs[1:], xs[0])
-
-    return _no_param_layer("FanInSum", _check_equal_shapes, forward, _first_mask)
+def _check_sum(rng, input_shapes):
+    _equal_shapes(list(input_shapes))  # at init, with the unknown sizes still unknown
+    return {}
 
 
-def _concat_shape(shapes, axis):
-    ndim = len(shapes[0])
-    ax = axis % ndim
-    for s in shapes[1:]:
-        if len(s) != ndim or any(a != b for i, (a, b) in enumerate(zip(s, shapes[0])) if i != ax):
-            raise ValueError(f"inputs must agree on every axis but {axis}, got "
-                             + " and ".join(shape_str(tuple(x)) for x in shapes))
-    sizes = [s[ax] for s in shapes]
-    total = -1 if -1 in sizes else sum(sizes)
-    return tuple(total if i == ax else d for i, d in enumerate(shapes[0]))
+def _concat_check(axis):
+    def check(rng, input_shapes):
+        shapes = [tuple(s) for s in input_shapes]
+        ax = axis % len(shapes[0])
+        for s in shapes[1:]:
+            if len(s) != len(shapes[0]) or any(a != b for i, (a, b) in enumerate(zip(s, shapes[0])) if i != ax):
+                raise ValueError(f"inputs must agree on every axis but {axis}, got "
+                                 + " and ".join(shape_str(x) for x in shapes))
+        return {}
+
+    return check
+
+
+def _sum(params, xs):
+    _equal_shapes([jnp.shape(x) for x in xs])
+    return sum(xs[1:], xs[0])
 
 
 @registered("FanInConcat")
@@ -209,56 +175,53 @@ def FanInConcat(axis=-1):
     """Concatenate a tuple of inputs along ``axis``.
 
     >>> import fnnet, jax
-    >>> fnnet.FanInConcat().init(jax.random.PRNGKey(0), ((-1, 3), (-1, 4)))[0]
+    >>> fnnet.FanInConcat().init(jax.random.PRNGKey(0), ((None, 3), (None, 4)))[0]
     (-1, 7)
     """
-
-    def forward(xs):
-        _concat_shape([tuple(jnp.shape(x)) for x in xs], axis)
-        return jnp.concatenate(xs, axis=axis)
-
-    return _no_param_layer("FanInConcat", lambda shapes: _concat_shape(list(shapes), axis),
-                           forward, _first_mask)
+    return layer("FanInConcat", lambda params, xs: jnp.concatenate(xs, axis=axis), _concat_check(axis),
+                 compute_mask=_first_mask)
 
 
 @registered("shape_dependent")
-def shape_dependent(make_layer_fn):
+def shape_dependent(make_layer):
     """A layer chosen from the input shape at ``init`` time (stax's ``shape_dependent``).
 
     The params remember nothing of the choice, so ``apply`` rebuilds the layer from
     the input's shape.
 
     >>> import fnnet, jax
-    >>> layer = fnnet.shape_dependent(lambda shape: fnnet.Dense(shape[-1] * 2))
-    >>> layer.init(jax.random.PRNGKey(0), (-1, 3))[0]
+    >>> chosen = fnnet.shape_dependent(lambda shape: fnnet.Dense(shape[-1] * 2))
+    >>> chosen.init(jax.random.PRNGKey(0), (None, 3))[0]
     (-1, 6)
     """
 
-    def init_full(rng, input_shape):
-        return as_layer(make_layer_fn(input_shape))._init(rng, input_shape)
+    def init_with_state(rng, input_shape):
+        return as_layer(make_layer(input_shape)).init_with_state(rng, input_shape)
 
-    def call(params, state, x, ctx):
+    def call(params, state, x, **kwargs):
         shape = jax.tree_util.tree_map(lambda a: tuple(a.shape), x, is_leaf=lambda a: hasattr(a, "shape"))
-        return as_layer(make_layer_fn(shape))._call(params, state, x, ctx)
+        return as_layer(make_layer(shape)).call(params, state, x, **kwargs)
 
-    return make_layer("shape_dependent", init_full, call)
+    return Layer(init_with_state, call, name="shape_dependent")
+
+
+# Built here (not in layers/) because Residual needs them; re-exported from fnnet.
+FanInSum = singleton(layer("FanInSum", _sum, _check_sum, compute_mask=_first_mask), "FanInSum")
+Identity = singleton(layer("Identity", lambda params, x: x), "Identity")
 
 
 @registered("Residual")
 def Residual(*layers):
-    """``x + serial(*layers)(x)``: a residual (skip) connection, made from fan-out/fan-in.
+    """``x + body(x)``: a skip connection, built from ``FanOut``, ``parallel`` and ``FanInSum``.
+
+    ``body`` is the one layer given, or ``serial(*layers)``. Params nest as the combinators
+    do: ``Residual(serial(Dense(3), Relu))`` has ``{'parallel': {'serial': {'dense': ...}}}``.
 
     >>> import fnnet, jax
-    >>> block = fnnet.Residual(fnnet.Dense(3), fnnet.Relu)
-    >>> block.init(jax.random.PRNGKey(0), (-1, 3))[0]
-    (-1, 3)
+    >>> block = fnnet.Residual(fnnet.serial(fnnet.Dense(3), fnnet.Relu))
+    >>> shape, params = block.init(jax.random.PRNGKey(0), (None, 3))
+    >>> shape, sorted(params['parallel']['serial'])
+    ((-1, 3), ['dense'])
     """
-    body = serial(FanOut(2), parallel(serial(*layers), Identity), FanInSum)
-    body.name = "Residual"
-    body.key = "residual"
-    return body
-
-
-# Built here (not in layers/) because Residual needs them; re-exported from fnnet.
-FanInSum = singleton(_fan_in_sum(), "FanInSum")
-Identity = singleton(leaf("Identity", lambda params, x, ctx: x), "Identity")
+    body = as_layer(layers[0]) if len(layers) == 1 else serial(*layers)
+    return serial(FanOut(2), parallel(body, Identity), FanInSum)

@@ -18,16 +18,16 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from .core import LayerError, _prefixed, as_layer, make_layer, registered, shape_str
+from .core import Layer, as_layer, registered, shape_str
 from .training.losses import Loss, get_loss
 from .training.metrics import Metric, get_metric
 
 _REDUCTIONS = (None, "mean")
 
 
-def _check_single_output(shape, name):
+def _check_single_output(shape):
     if not (isinstance(shape, tuple) and len(shape) >= 1 and all(isinstance(d, int) for d in shape)):
-        raise LayerError([name], f"members must return one array with a batch axis, got output "
+        raise ValueError(f"members must return one array with a batch axis, got output "
                                  f"shape {shape_str(shape) if isinstance(shape, tuple) else shape}")
 
 
@@ -50,7 +50,7 @@ def Ensemble(layer, n, *, reduce=None):
     >>> import fnnet, jax, jax.numpy as jnp
     >>> mlp = fnnet.serial(fnnet.Dense(8), fnnet.Relu, fnnet.Dense(1))
     >>> shape, params = fnnet.Ensemble(mlp, 3).init(jax.random.PRNGKey(0), (-1, 4))
-    >>> shape, params['dense_0']['kernel'].shape
+    >>> shape, params['dense']['kernel'].shape
     ((-1, 3, 1), (3, 4, 8))
     >>> fnnet.Ensemble(mlp, 3, reduce='mean').apply(params, jnp.ones((5, 4))).shape
     (5, 1)
@@ -60,44 +60,38 @@ def Ensemble(layer, n, *, reduce=None):
         raise ValueError(f"Ensemble needs a positive whole number of members, got n={n!r}")
     if reduce not in _REDUCTIONS:
         raise ValueError(f"Ensemble reduce must be one of {_REDUCTIONS}, got {reduce!r}")
-    name = f"Ensemble({n})" if reduce is None else f"Ensemble({n}, {reduce})"
 
-    def init_full(rng, input_shape):
+    def init_with_state(rng, input_shape):
         shapes = []
 
         def init_member(key):
-            shape, params, state = member._init(key, input_shape)
+            shape, params, state = member.init_with_state(key, input_shape)
             shapes.append(shape)  # traced once: every member has the same shapes
             return params, state
 
-        try:
-            params, state = jax.vmap(init_member)(jax.random.split(rng, n))
-        except LayerError as e:
-            raise _prefixed(e, name)
+        params, state = jax.vmap(init_member)(jax.random.split(rng, n))
         out_shape = shapes[0]
-        _check_single_output(out_shape, name)
+        _check_single_output(out_shape)
         if reduce is None:
             out_shape = out_shape[:1] + (n,) + out_shape[1:]
         return out_shape, params, state
 
-    def call(params, state, x, ctx):
-        rngs = None if ctx.rng is None else jax.random.split(ctx.rng, n)
+    def call(params, state, x, *, mask, rng, **kwargs):
+        rngs = None if rng is None else jax.random.split(rng, n)
 
-        def run_member(member_params, member_state, rng):
-            return member._call(member_params, member_state, x, ctx._replace(rng=rng))
+        def run_member(member_params, member_state, member_rng):
+            return member.call(member_params, member_state, x, mask=mask, rng=member_rng, **kwargs)
 
-        try:
-            ys, new_state, masks = jax.vmap(run_member, in_axes=(0, 0, None if rngs is None else 0),
-                                            out_axes=(1, 0, 0), axis_size=n)(params, state, rngs)
-        except LayerError as e:
-            raise _prefixed(e, name)
+        ys, new_state, masks = jax.vmap(run_member, in_axes=(0, 0, None if rngs is None else 0),
+                                        out_axes=(1, 0, 0), axis_size=n)(params, state, rngs)
         # Members share the input, so they agree on the mask they pass on: keep the first's.
         mask = jax.tree_util.tree_map(lambda m: m[0], masks)
         if reduce == "mean":
             ys = jnp.mean(ys, axis=1)
         return ys, new_state, mask
 
-    return make_layer(name, init_full, call, key="ensemble", children=(("member", member),))
+    # The members' params are this layer's own (stacked): the child's key is None.
+    return Layer(init_with_state, call, name="Ensemble", children=((None, member),))
 
 
 def ensemble_loss(loss="mse") -> Loss:

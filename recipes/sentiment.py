@@ -205,13 +205,18 @@ def NaiveBayesBag(input_dim, units=1):
         return {"weight": jnp.zeros((input_dim, units), jnp.float32),
                 "ratio": jnp.ones((input_dim, units), jnp.float32)}
 
-    def forward(params, ids, ctx):
-        ids = jnp.asarray(ids, jnp.int32)
+    def apply(params, ids):
+        ids = jnp.asarray(ids, jnp.int32)  # float stand-ins when fnnet infers the output shape
         scores = jnp.take(params["weight"] * params["ratio"], ids, axis=0)
         return jnp.sum(jnp.where((ids != 0)[..., None], scores, 0.0), axis=1)
 
-    return fnnet.leaf(f"NaiveBayesBag({input_dim}, {units})", forward, init_params, input_dtype=jnp.int32,
-                      key="naive_bayes_bag", mask_fn=lambda x, mask, ctx: None)
+    # The sum over ids consumes the padding mask: nothing after it is masked.
+    return fnnet.layer("NaiveBayesBag", apply, init_params, compute_mask=lambda ids, mask: None)
+
+
+# The keys of the model's params: every layer whose params the recipe reads is named, so no
+# key is built by hand from positions.
+LSTM_KEY, BAG_KEY, BRANCHES_KEY, LOGITS_KEY, NB_KEY = "lstm", "bag", "branches", "logits", "naive_bayes_bag"
 
 
 def lstm_branch(vocab_size, num_classes, cfg: SentimentConfig):
@@ -220,36 +225,37 @@ def lstm_branch(vocab_size, num_classes, cfg: SentimentConfig):
     if cfg.bidirectional:
         recurrent = fnnet.Bidirectional(recurrent)
     return fnnet.serial(fnnet.Embedding(vocab_size, cfg.embed_dim, mask_zero=True), fnnet.Dropout(cfg.embed_dropout),
-                        recurrent, fnnet.Dropout(cfg.dropout), fnnet.Dense(num_classes))
+                        recurrent, fnnet.Dropout(cfg.dropout), fnnet.Dense(num_classes, name=LOGITS_KEY),
+                        name=LSTM_KEY)
 
 
 def bag_branch(vocab_size, num_classes):
     """N-gram ids -> class logits: NaiveBayesBag -> Dense."""
-    return fnnet.serial(NaiveBayesBag(vocab_size, 1 if num_classes == 2 else num_classes), fnnet.Dense(num_classes))
+    return fnnet.serial(NaiveBayesBag(vocab_size, 1 if num_classes == 2 else num_classes, name=NB_KEY),
+                        fnnet.Dense(num_classes, name=LOGITS_KEY), name=BAG_KEY)
 
 
 def _lstm_for(member, cfg, averaged):
     if cfg.ensemble == 1:
         return member
-    return fnnet.Ensemble(member, cfg.ensemble, reduce="mean" if averaged else None)
+    return fnnet.Ensemble(member, cfg.ensemble, reduce="mean" if averaged else None, name=LSTM_KEY)
 
 
 def joint_model(lstm, bag):
     """The saved model: both branches' logits summed, then softmax; inputs ``(word_ids, ngram_ids)``."""
-    return fnnet.serial(fnnet.parallel(lstm, bag), fnnet.FanInSum, fnnet.Softmax)
+    return fnnet.serial(fnnet.parallel(lstm, bag, name=BRANCHES_KEY), fnnet.FanInSum, fnnet.Softmax)
 
 
 def joint_params(lstm, bag, lstm_params, bag_params):
-    """The params of :func:`joint_model` from its branches' (keys as combinators name them)."""
-    return {"parallel_0": {f"{lstm.key}_0": lstm_params, f"{bag.key}_1": bag_params},
-            f"{fnnet.FanInSum.key}_1": {}, f"{fnnet.Softmax.key}_2": {}}
+    """The params of :func:`joint_model` from its branches' (FanInSum and Softmax have none,
+    so they have no entry)."""
+    return {BRANCHES_KEY: {lstm.name: lstm_params, bag.name: bag_params}}
 
 
 def _scale_logits(branch_params, factor):
     """Multiply a branch's logits by ``factor``: scale its last Dense layer's kernel and bias."""
-    last = max((k for k in branch_params if k.startswith("dense_")), key=lambda k: int(k.split("_")[1]))
     scaled = dict(branch_params)
-    scaled[last] = jax.tree_util.tree_map(lambda a: a * factor, branch_params[last])
+    scaled[LOGITS_KEY] = jax.tree_util.tree_map(lambda a: a * factor, branch_params[LOGITS_KEY])
     return scaled
 
 
@@ -392,7 +398,7 @@ def _train_bag(bags, texts, labels, validation, num_classes, cfg, key, seed, epo
     if not train:
         return bag, params, 0
     ratios = bags.log_count_ratios(texts, labels, num_classes, cfg.nb_alpha)
-    params = {**params, "naive_bayes_bag_0": {**params["naive_bayes_bag_0"], "ratio": jnp.asarray(ratios)}}
+    params = {**params, NB_KEY: {**params[NB_KEY], "ratio": jnp.asarray(ratios)}}
     if validation is not None:
         validation = (bags.transform(validation[0]), validation[1])
     params, epochs = _fit_branch(bag, params, bags.transform(texts), labels, validation,
@@ -408,13 +414,13 @@ def _branch_accuracies(trained: TrainedModel, texts, labels):
     cfg, num_classes = trained.config, len(trained.class_names)
     lstm = _lstm_for(lstm_branch(trained.words.vocab_size, num_classes, cfg), cfg, averaged=True)
     bag = bag_branch(trained.bags.vocab_size, num_classes)
-    inner = trained.params["parallel_0"]
+    inner = trained.params[BRANCHES_KEY]
     out = {}
     if cfg.branches != "bag":
-        logits = np.asarray(fnnet.predict(lstm, inner[f"{lstm.key}_0"], trained.words.transform(texts)))
+        logits = np.asarray(fnnet.predict(lstm, inner[lstm.name], trained.words.transform(texts)))
         out["lstm"] = float(np.mean(logits.argmax(1) == labels))
     if cfg.branches != "lstm":
-        logits = np.asarray(fnnet.predict(bag, inner[f"{bag.key}_1"], trained.bags.transform(texts)))
+        logits = np.asarray(fnnet.predict(bag, inner[bag.name], trained.bags.transform(texts)))
         out["bag"] = float(np.mean(logits.argmax(1) == labels))
     return out
 

@@ -37,7 +37,7 @@ def test_user_function_callbacks_get_logs_and_params_and_can_stop():
     assert seen[0][1] == ["loss", "val_loss"]
     assert len(result.history["loss"]) == 3
     # Params handed to callbacks stay valid (never donated) after later epochs.
-    assert not np.array_equal(np.asarray(seen[0][2]["dense_0"]["kernel"]), np.asarray(seen[2][2]["dense_0"]["kernel"]))
+    assert not np.array_equal(np.asarray(seen[0][2]["dense"]["kernel"]), np.asarray(seen[2][2]["dense"]["kernel"]))
 
 
 def test_early_stopping_stops_and_restores_the_best_params():
@@ -64,7 +64,7 @@ def test_model_checkpoint_every_epoch_and_best_only(tmp_path):
     assert sorted(p.name for p in tmp_path.glob("e*.ckpt")) == ["e01.ckpt", "e02.ckpt", "e03.ckpt", "e04.ckpt"]
     last = fnnet.load_checkpoint(tmp_path / "e04.ckpt")
     assert int(last["epoch"]) == 4 and list(last["history"]["val_loss"]) == result.history["val_loss"]
-    np.testing.assert_array_equal(last["params"]["dense_0"]["kernel"], result.params["dense_0"]["kernel"])
+    np.testing.assert_array_equal(last["params"]["dense"]["kernel"], result.params["dense"]["kernel"])
     val = result.history["val_loss"]
     improvements = sum(v < min(val[:i], default=np.inf) for i, v in enumerate(val))
     assert len(best.saved) == improvements
@@ -78,8 +78,8 @@ def test_reduce_lr_on_plateau_scales_the_updates():
     result = fnnet.fit(MODEL, PARAMS, X, Y, epochs=3, optimizer=SGD,
                        callbacks=[frozen_after_first, lambda e, logs, p: snapshots.append(p)],
                        **{k: v for k, v in FIT.items() if k != "optimizer"})
-    first, second, third = (np.asarray(p["dense_0"]["kernel"]) for p in snapshots)
-    moved = np.abs(first - np.asarray(PARAMS["dense_0"]["kernel"])).max()
+    first, second, third = (np.asarray(p["dense"]["kernel"]) for p in snapshots)
+    moved = np.abs(first - np.asarray(PARAMS["dense"]["kernel"])).max()
     assert moved > 1e-4
     assert np.abs(third - second).max() < 1e-9 * moved  # learning rate scaled by 1e-12 then 1e-24
     assert len(result.history["loss"]) == 3
@@ -123,4 +123,4 @@ def test_resume_restores_callback_state(tmp_path):
     resumed = fnnet.fit(MODEL, PARAMS, X, Y, callbacks=resumed_cbs, resume_from=path, **kwargs)
     assert resumed.history == whole.history
     assert resumed_cbs[0].wait == whole_cbs[0].wait
-    np.testing.assert_array_equal(resumed.params["dense_2"]["kernel"], whole.params["dense_2"]["kernel"])
+    np.testing.assert_array_equal(resumed.params["dense_1"]["kernel"], whole.params["dense_1"]["kernel"])

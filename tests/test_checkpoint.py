@@ -248,3 +248,12 @@ def test_tree_paths_follow_jax_leaf_order():
     tree = {"b": [jnp.ones(1), None, (jnp.ones(1),)], "a": Pair(jnp.ones(1), jnp.ones(1))}
     assert fnnet.tree_paths(tree) == ["a/weights", "a/count", "b/0", "b/2/0"]
     assert len(fnnet.tree_paths(tree)) == len(jax.tree_util.tree_leaves(tree))
+
+
+def test_manifest_paths_are_the_tree_paths(tmp_path):
+    # One spelling of tree paths (fnnet.tree_paths / keypath_str): manifests, templates and errors agree.
+    tree = {"dense": {"kernel": np.ones((2, 2))}, "opt": [Pair(np.zeros(2), np.int32(1))], "t": (np.ones(1),)}
+    path = fnnet.save_checkpoint(tmp_path / "c.ckpt", tree)
+    stored = [leaf["path"] for leaf in fnnet.checkpoint_manifest(path)["leaves"]]
+    assert sorted(stored) == sorted(fnnet.tree_paths(tree))
+    assert "opt/0/weights" in stored and "t/0" in stored

@@ -12,7 +12,7 @@ def test_fan_out_parallel_fan_in():
     model = fnnet.serial(fnnet.FanOut(2), fnnet.parallel(fnnet.Dense(4), fnnet.Dense(5)), fnnet.FanInConcat())
     out_shape, params = model.init(jax.random.PRNGKey(0), (-1, 3))
     assert out_shape == (-1, 9)
-    assert set(params["parallel_1"]) == {"dense_0", "dense_1"}
+    assert set(params["parallel"]) == {"dense", "dense_1"}
     assert model.apply(params, jnp.ones((2, 3))).shape == (2, 9)
 
 
@@ -38,7 +38,15 @@ def test_residual_adds_its_input():
     _, params = block.init(jax.random.PRNGKey(0), (-1, 3))
     x = jax.random.normal(jax.random.PRNGKey(1), (2, 3))
     np.testing.assert_allclose(block.apply(params, x), x)  # zero branch: identity
-    assert block.name == "Residual"
+    assert block.name == "residual" and block.description == "Residual"
+    assert set(params) == {"parallel"} and set(params["parallel"]) == {"dense"}
+
+
+def test_residual_keys_are_the_ones_its_docstring_spells():
+    _, params = fnnet.Residual(fnnet.serial(fnnet.Dense(3), fnnet.Relu)).init(jax.random.PRNGKey(0), (None, 3))
+    assert jax.tree_util.tree_map(jnp.shape, params) == {
+        "parallel": {"serial": {"dense": {"kernel": (3, 3), "bias": (3,)}}}}
+    assert "{'parallel': {'serial': {'dense': ...}}}" in fnnet.Residual.__doc__
 
 
 def test_shape_dependent_builds_from_input_shape():
@@ -59,7 +67,7 @@ def test_rng_is_split_across_children():
 
 
 def test_mask_travels_through_serial_to_layers_that_use_it():
-    make_mask = fnnet.leaf("MakeMask", lambda p, x, ctx: x, mask_fn=lambda x, mask, ctx: x[..., 0] > 0)
+    make_mask = fnnet.layer("MakeMask", lambda p, x: x, compute_mask=lambda x, mask: x[..., 0] > 0)
     model = fnnet.serial(make_mask, fnnet.Dense(2), fnnet.Tanh, fnnet.GlobalAveragePooling1D())
     _, params = model.init(jax.random.PRNGKey(0), (-1, 3, 2))
     x = jnp.array([[[1.0, 1.0], [1.0, 2.0], [-1.0, 50.0]]])
@@ -69,14 +77,14 @@ def test_mask_travels_through_serial_to_layers_that_use_it():
 
 
 def test_masks_fan_out_and_in():
-    make_mask = fnnet.leaf("MakeMask", lambda p, x, ctx: x, mask_fn=lambda x, mask, ctx: x[..., 0] > 0)
+    make_mask = fnnet.layer("MakeMask", lambda p, x: x, compute_mask=lambda x, mask: x[..., 0] > 0)
     seen = {}
 
-    def record(x, mask, ctx):
+    def record(x, mask):
         seen["mask"] = mask
         return mask
 
-    probe = fnnet.leaf("Probe", lambda p, x, ctx: x, mask_fn=record)
+    probe = fnnet.layer("Probe", lambda p, x: x, compute_mask=record)
     model = fnnet.serial(make_mask, fnnet.FanOut(2), fnnet.parallel(fnnet.Identity, fnnet.Identity),
                          fnnet.FanInConcat(), probe)
     model.apply(model.init(jax.random.PRNGKey(0), (-1, 2, 1))[1], jnp.array([[[1.0], [-1.0]]]))
@@ -84,5 +92,7 @@ def test_masks_fan_out_and_in():
 
 
 def test_wrong_params_name_the_missing_entry():
-    with pytest.raises(fnnet.LayerError, match="serial\\[0\\].*no entry 'dropout_0'"):
-        fnnet.serial(fnnet.Dropout(0.5)).apply({}, jnp.ones((1, 2)))
+    with pytest.raises(fnnet.LayerError, match="serial\\[1\\]/Dense\\(2\\): no entry 'kernel'"):
+        fnnet.serial(fnnet.Dropout(0.5), fnnet.Dense(2)).apply({}, jnp.ones((1, 2)))
+    with pytest.raises(fnnet.LayerError, match="expected params and state as dicts"):
+        fnnet.serial(fnnet.Dense(2)).apply([1], jnp.ones((1, 2)))

@@ -37,7 +37,7 @@ def test_mask_zero_marks_padding_ids():
     layer = fnnet.Embedding(10, 3, mask_zero=True)
     _, params = layer.init(KEY, (-1, 4))
     ids = jnp.array([[0, 0, 5, 6], [7, 8, 0, 0]])
-    _, _, mask = fnnet.call_layer(layer, params, None, ids, fnnet.Context())
+    _, _, mask = layer.call(params, None, ids)
     np.testing.assert_array_equal(mask, np.asarray(ids) != 0)
 
 
@@ -45,20 +45,20 @@ def test_without_mask_zero_an_incoming_mask_is_passed_on():
     layer = fnnet.Embedding(10, 3)
     _, params = layer.init(KEY, (-1, 2))
     incoming = jnp.array([[True, False]])
-    _, _, mask = fnnet.call_layer(layer, params, None, jnp.array([[0, 4]]), fnnet.Context(mask=incoming))
+    _, _, mask = layer.call(params, None, jnp.array([[0, 4]]), mask=incoming)
     assert mask is incoming
-    _, _, none = fnnet.call_layer(layer, params, None, jnp.array([[0, 4]]), fnnet.Context())
+    _, _, none = layer.call(params, None, jnp.array([[0, 4]]))
     assert none is None
 
 
 def test_mask_travels_through_serial_to_later_layers():
     seen = []
 
-    def record_mask(params, x, ctx):
-        seen.append(ctx.mask)
+    def record_mask(params, x, *, mask):
+        seen.append(mask)
         return x
 
-    model = fnnet.serial(fnnet.Embedding(10, 3, mask_zero=True), fnnet.Dense(2), fnnet.leaf("Spy", record_mask))
+    model = fnnet.serial(fnnet.Embedding(10, 3, mask_zero=True), fnnet.Dense(2), fnnet.layer("Spy", record_mask))
     _, params = model.init(KEY, (-1, 3))
     model.apply(params, jnp.array([[4, 0, 0]]))
     np.testing.assert_array_equal(seen[-1], [[True, False, False]])

@@ -36,7 +36,7 @@ def test_members_are_the_member_model_initialised_with_split_keys():
     assert shape == (-1, N, 1)
     for i, key in enumerate(jax.random.split(rng, N)):
         tree_allclose(fnnet.member_params(params, i), mlp().init(key, (-1, 4))[1])
-    first, second = (fnnet.member_params(params, i)["dense_0"]["kernel"] for i in (0, 1))
+    first, second = (fnnet.member_params(params, i)["dense"]["kernel"] for i in (0, 1))
     assert not np.allclose(first, second)
 
 
@@ -141,10 +141,10 @@ def test_members_draw_different_dropout_masks():
 
 def test_each_member_keeps_its_own_state():
     ensemble = fnnet.Ensemble(fnnet.serial(fnnet.Dense(3), fnnet.BatchNorm()), 2)
-    _, params, state = fnnet.init_with_state(ensemble, jax.random.PRNGKey(0), (-1, 4))
+    _, params, state = ensemble.init_with_state(jax.random.PRNGKey(0), (-1, 4))
     x = jax.random.normal(jax.random.PRNGKey(2), (8, 4))
-    _, new_state = ensemble.apply(params, x, state=state, train=True)
-    means = new_state["batch_norm_1"]["mean"]
+    _, new_state = ensemble.apply_with_state(params, state, x, train=True)
+    means = new_state["batch_norm"]["mean"]
     assert means.shape == (2, 3) and not np.allclose(means[0], means[1])
 
 
@@ -154,7 +154,7 @@ def test_composes_with_serial_summary_and_spec(data):
     shape, params = model.init(jax.random.PRNGKey(0), (-1, 4))
     assert shape == (-1, 1) and model.apply(params, x).shape == (16, 1)
     assert fnnet.count_params(params) == N * fnnet.count_params(mlp().init(jax.random.PRNGKey(0), (-1, 4))[1])
-    assert "Ensemble(3, mean)" in fnnet.summary(model, (-1, 4))
+    assert "ensemble/serial/dense (Dense(6)) x3" in fnnet.summary(model, (-1, 4))
     rebuilt = fnnet.from_spec(fnnet.to_spec(model))
     np.testing.assert_allclose(rebuilt.apply(params, x), model.apply(params, x), rtol=1e-6)
 

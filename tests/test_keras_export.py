@@ -14,7 +14,7 @@ TOL = {"rtol": 1e-5, "atol": 1e-5}
 
 def trained_like(model, input_shape, seed=0):
     """Params and state with random values everywhere (biases, statistics), as after training."""
-    _, params, state = fnnet.init_with_state(model, jax.random.PRNGKey(seed), input_shape)
+    _, params, state = model.init_with_state(jax.random.PRNGKey(seed), input_shape)
     rng = np.random.default_rng(seed)
 
     def randomize(path, leaf):
@@ -35,7 +35,7 @@ def padded_ids(rng, n, steps, vocab):
 def assert_exports_exactly(model, input_shape, x, seed=0):
     params, state = trained_like(model, input_shape, seed)
     km = fnnet.to_keras(model, params, state, input_shape=input_shape)
-    expected = model.apply(params, x, state=state)[0]
+    expected = model.apply_with_state(params, state, x)[0]
     np.testing.assert_allclose(km.predict(x, verbose=0), np.asarray(expected), **TOL)
     return km
 
@@ -57,7 +57,7 @@ def test_image_model_exports_with_batch_norm_statistics():
     km = assert_exports_exactly(model, (-1, 8, 8, 2), x)
     # and back again: the round trip keeps the outputs
     back, params, state = fnnet.from_keras(km)
-    np.testing.assert_allclose(back.apply(params, x, state=state)[0], km.predict(x, verbose=0), **TOL)
+    np.testing.assert_allclose(back.apply_with_state(params, state, x)[0], km.predict(x, verbose=0), **TOL)
 
 
 def test_branches_become_a_functional_model():
@@ -87,3 +87,32 @@ def test_what_keras_cannot_express_is_named():
 
     with pytest.raises(TypeError, match="input_shape"):
         fnnet.to_keras(fnnet.Dense(3), params)
+
+
+def test_keras_layers_take_the_fnnet_keys_and_come_back_under_them():
+    model = fnnet.serial(fnnet.Dense(4, name="encoder"), fnnet.Relu, fnnet.Dense(4), fnnet.Dropout(0.2),
+                         fnnet.serial(fnnet.Dense(3), fnnet.Tanh, name="head"), fnnet.Dense(1))
+    x = np.random.default_rng(3).normal(size=(4, 2)).astype("float32")
+    km = assert_exports_exactly(model, (-1, 2), x)
+    # Keys are unique per combinator, Keras names per model: the nested 'dense' is named by its path.
+    assert [layer.name for layer in km.layers] == ["input", "encoder", "relu", "dense", "dropout", "head.dense",
+                                                   "tanh", "dense_1"]
+    params, _ = trained_like(model, (-1, 2))
+    back, back_params, _ = fnnet.from_keras(fnnet.to_keras(model, params, input_shape=(-1, 2)))
+    assert sorted(back_params) == ["dense", "dense_1", "encoder", "head.dense"]
+    np.testing.assert_array_equal(back_params["head.dense"]["kernel"], params["head"]["dense"]["kernel"])
+
+
+def test_to_keras_reads_the_model_through_one_walk(monkeypatch):
+    calls = []
+    real = fnnet.core._walk_model
+
+    def counting(model, input_shape, rng):
+        calls.append(input_shape)
+        return real(model, input_shape, rng)
+
+    model = fnnet.serial(fnnet.Dense(3), fnnet.Residual(fnnet.Dense(3), fnnet.Relu))
+    params, _ = trained_like(model, (-1, 2))
+    monkeypatch.setattr(fnnet.core, "_walk_model", counting)
+    fnnet.to_keras(model, params, input_shape=(-1, 2))
+    assert calls == [(-1, 2)]

@@ -27,14 +27,15 @@ def randomize(km, seed=0):
 
 
 def run(model, params, state, x):
-    return np.asarray(model.apply(params, x, state=state)[0])
+    return np.asarray(model.apply_with_state(params, state, x)[0])
 
 
 def assert_same_as_keras(km, x):
     """Import ``km`` and check its outputs against ``km.predict``; returns the import."""
-    model, params, state = fnnet.from_keras(km)
+    imported = fnnet.from_keras(km)
+    model, params, state = imported
     np.testing.assert_allclose(run(model, params, state, x), km.predict(x, verbose=0), **TOL)
-    return model, params, state
+    return imported
 
 
 def padded_ids(rng, n, steps, vocab):
@@ -54,8 +55,8 @@ def changed(before, after):
     return any(not np.allclose(a, b) for a, b in zip(jax_leaves(before), jax_leaves(after)))
 
 
-def assert_saves_and_loads(tmp_path, model, params, state, x):
-    folder = fnnet.save_model(tmp_path / "imported", model, params, state, input_shape=model.input_shape)
+def assert_saves_and_loads(tmp_path, model, params, state, x, input_shape):
+    folder = fnnet.save_model(tmp_path / "imported", model, params, state, input_shape=input_shape)
     loaded, params2, state2 = fnnet.load_model(folder)
     np.testing.assert_array_equal(run(loaded, params2, state2, x), run(model, params, state, x))
 
@@ -70,14 +71,17 @@ def test_house_price_mlp_matches_keras_trains_and_saves(tmp_path):
     km.compile(optimizer="adam", loss="mse")
     km.fit(x, y, epochs=1, batch_size=32, verbose=0)
 
-    model, params, state = assert_same_as_keras(km, rng.normal(size=(16, 78)).astype("float32"))
+    imported = assert_same_as_keras(km, rng.normal(size=(16, 78)).astype("float32"))
+    model, params, state = imported
 
-    assert sorted(params) == ["dense_0", "dense_1", "dense_2"] and state is None
-    assert model.input_shape == (-1, 78)
-    np.testing.assert_array_equal(params["dense_1"]["kernel"], km.layers[1].kernel.numpy())
+    # fnnet's params keys are Keras's layer names ('dense', 'dense_1', ... as Keras counted them).
+    assert sorted(params) == sorted(layer.name for layer in km.layers) and state is None
+    assert [key for key, _ in model.children] == [layer.name for layer in km.layers]
+    assert imported.input_shape == (-1, 78)
+    np.testing.assert_array_equal(params[km.layers[1].name]["kernel"], km.layers[1].kernel.numpy())
     result = fnnet.fit(model, params, x, y, loss="mse", optimizer="adam", epochs=1, batch_size=32, verbose=0)
     assert np.isfinite(result.history["loss"][0]) and changed(params, result.params)
-    assert_saves_and_loads(tmp_path, model, result.params, result.state, x[:4])
+    assert_saves_and_loads(tmp_path, model, result.params, result.state, x[:4], imported.input_shape)
 
 
 def test_sentiment_model_matches_keras_on_padded_sequences(tmp_path):
@@ -88,13 +92,14 @@ def test_sentiment_model_matches_keras_on_padded_sequences(tmp_path):
     km.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     km.fit(x, y, epochs=1, batch_size=16, verbose=0)
 
-    model, params, state = assert_same_as_keras(km, padded_ids(rng, 6, 12, 60))
+    imported = assert_same_as_keras(km, padded_ids(rng, 6, 12, 60))
+    model, params, state = imported
 
-    assert sorted(params["bidirectional_1"]) == ["backward", "forward"]
+    assert sorted(params[km.layers[1].name]) == ["backward", "forward"]
     result = fnnet.fit(model, params, x, y, loss="sparse_categorical_crossentropy", optimizer="adam", epochs=1,
                        batch_size=16, verbose=0)
     assert np.isfinite(result.history["loss"][0]) and changed(params, result.params)
-    assert_saves_and_loads(tmp_path, model, result.params, result.state, x[:4])
+    assert_saves_and_loads(tmp_path, model, result.params, result.state, x[:4], imported.input_shape)
 
 
 def test_image_model_with_batch_norm_matches_keras_and_keeps_its_statistics(tmp_path):
@@ -106,13 +111,15 @@ def test_image_model_with_batch_norm_matches_keras_and_keeps_its_statistics(tmp_
     km.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     km.fit(x, y, epochs=1, batch_size=16, verbose=0)
 
-    model, params, state = assert_same_as_keras(km, rng.normal(size=(5, 10, 10, 2)).astype("float32"))
+    imported = assert_same_as_keras(km, rng.normal(size=(5, 10, 10, 2)).astype("float32"))
+    model, params, state = imported
 
-    np.testing.assert_array_equal(state["batch_norm_1"]["mean"], km.layers[1].moving_mean.numpy())
+    assert sorted(state) == [km.layers[1].name]  # the BatchNormalization's name, e.g. 'batch_normalization'
+    np.testing.assert_array_equal(state[km.layers[1].name]["mean"], km.layers[1].moving_mean.numpy())
     result = fnnet.fit(model, params, x, y, loss="sparse_categorical_crossentropy", optimizer="adam", epochs=1,
                        batch_size=16, state=state, verbose=0)
     assert changed(state, result.state)  # training updates the moving statistics
-    assert_saves_and_loads(tmp_path, model, result.params, result.state, x[:4])
+    assert_saves_and_loads(tmp_path, model, result.params, result.state, x[:4], imported.input_shape)
 
 
 # ------------------------------------------------------------------------ layer zoo
@@ -166,8 +173,8 @@ def test_layer_matches_keras(name):
 def test_sequential_without_input_layer_takes_the_built_shape():
     km = keras.Sequential([layers.Dense(3), layers.Dense(1)])
     km.build((None, 5))
-    model, _, _ = assert_same_as_keras(randomize(km), np.ones((2, 5), "float32"))
-    assert model.input_shape == (-1, 5)
+    imported = assert_same_as_keras(randomize(km), np.ones((2, 5), "float32"))
+    assert imported.input_shape == (-1, 5)
 
 
 def test_activation_names_import_exactly_or_are_refused():
@@ -197,12 +204,15 @@ def test_functional_branches_become_fan_out_parallel_and_fan_in(tmp_path):
     km = randomize(keras.Model(inputs, head(three_way)))
     x = np.random.default_rng(4).normal(size=(6, 5)).astype("float32")
 
-    model, params, state = assert_same_as_keras(km, x)
+    imported = assert_same_as_keras(km, x)
+    model, params, state = imported
 
     spec = str(fnnet.to_spec(model))
     assert all(name in spec for name in ("FanOut", "parallel", "FanInConcat", "FanInSum"))
-    assert state is not None  # the nested Sequential's BatchNormalization
-    assert_saves_and_loads(tmp_path, model, params, state, x)
+    # The nested Sequential keeps its namespace: its layers' params sit under its name.
+    assert sorted(state) == ["head"] and list(state["head"]) == [head.layers[0].name]
+    assert sorted(params["head"]) == sorted(layer.name for layer in head.layers)
+    assert_saves_and_loads(tmp_path, model, params, state, x, imported.input_shape)
 
 
 def test_functional_sequence_model_with_masks():
@@ -226,10 +236,12 @@ def test_keras_file_is_read_without_keras(tmp_path, monkeypatch):
     expected = km.predict(x, verbose=0)
 
     monkeypatch.setitem(sys.modules, "keras", None)  # any `import keras` now fails
-    model, params, state = fnnet.from_keras(str(path))
+    imported = fnnet.from_keras(str(path))
+    model, params, state = imported
 
     np.testing.assert_allclose(run(model, params, state, x), expected, **TOL)
-    assert model.input_shape == (-1, 9)
+    assert imported.input_shape == (-1, 9)
+    assert sorted(params) == sorted(layer.name for layer in km.layers if layer.weights)
 
 
 def test_keras_file_and_object_give_the_same_import(tmp_path):
@@ -322,3 +334,13 @@ def test_unbuilt_and_non_keras_models_are_refused():
         fnnet.from_keras(keras.Sequential([layers.Dense(2)]))
     with pytest.raises(TypeError, match="Keras model or a path"):
         fnnet.from_keras(fnnet.Dense(2))
+
+
+def test_params_are_keyed_by_the_keras_layer_names():
+    km = randomize(keras.Sequential([keras.Input((4,)), layers.Dense(3, name="encoder"), layers.Dropout(0.1),
+                                     layers.Dense(3, name="dense"), layers.LayerNormalization(name="norm"),
+                                     layers.Dense(1, name="price")]))
+    model, params, _ = assert_same_as_keras(km, np.ones((2, 4), "float32"))
+    assert [key for key, _ in model.children] == ["encoder", km.layers[1].name, "dense", "norm", "price"]
+    assert sorted(params) == ["dense", "encoder", "norm", "price"]  # Dropout has no params, so no entry
+    np.testing.assert_array_equal(params["encoder"]["kernel"], km.get_layer("encoder").kernel.numpy())

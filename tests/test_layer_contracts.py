@@ -2,12 +2,14 @@
 
 Each case declares how the layer departs from the defaults: batch-coupled layers
 (BatchNorm training, Dropout training) say ``batch_independent=False``; integer inputs
-say their value range; layers with state get it from ``fnnet.init_with_state``.
+say their value range; layers with state get it from ``layer.init_with_state``.
 Layers with the same input shape and no params are grouped with ``FanOut``/``parallel``
 so that one check (one set of compilations) covers several; a failure names its output.
 """
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from jax.example_libraries import stax
@@ -110,3 +112,110 @@ def test_layer_contract(build, input_shape, flags):
 def test_random_stacks_in_combinators(stack):
     model = fnnet.Residual(stack, fnnet.Dense(3))
     check_layer(model, (-1, 3), max_examples=2)
+
+
+# --------------------------------------------------------------------------- the protocol, for every layer
+
+SEQ = (-1, 4, 3)
+# Every registered constructor with sample arguments and an input shape: (args, kwargs, input shape).
+SAMPLES = {
+    "Activation": (("relu",), {}, (-1, 3)),
+    "AveragePooling1D": ((2,), {}, (-1, 4, 2)),
+    "AveragePooling2D": ((), {}, (-1, 4, 4, 2)),
+    "AvgPool": (((2, 2),), {}, (-1, 4, 4, 2)),
+    "BatchNorm": ((), {}, (-1, 3)),
+    "Bidirectional": ((fnnet.LSTM(2),), {}, SEQ),
+    "Conv": ((2, (2, 2)), {}, (-1, 4, 4, 2)),
+    "Conv1D": ((2, 2), {}, (-1, 5, 2)),
+    "Conv1DTranspose": ((2, (3,)), {}, (-1, 4, 2)),
+    "Conv2D": ((2, 3), {}, (-1, 5, 5, 1)),
+    "ConvTranspose": ((2, (2, 2)), {}, (-1, 3, 3, 2)),
+    "Dense": ((2,), {}, (-1, 3)),
+    "Dropout": ((0.5,), {}, (-1, 3)),
+    "Embedding": ((5, 2), {}, (-1, 3)),
+    "Ensemble": ((fnnet.Dense(2), 3), {}, (-1, 3)),
+    "FanInConcat": ((), {}, ((-1, 2), (-1, 3))),
+    "FanOut": ((2,), {}, (-1, 3)),
+    "GRU": ((2,), {}, SEQ),
+    "GeneralConv": ((("NHWC", "HWIO", "NHWC"), 2, (2, 2)), {}, (-1, 4, 4, 1)),
+    "GeneralConvTranspose": ((("NHWC", "HWIO", "NHWC"), 2, (2, 2)), {}, (-1, 3, 3, 1)),
+    "GlobalAveragePooling1D": ((), {}, (-1, 4, 2)),
+    "GlobalAveragePooling2D": ((), {}, (-1, 4, 4, 2)),
+    "GlobalMaxPooling1D": ((), {}, (-1, 4, 2)),
+    "GlobalMaxPooling2D": ((), {}, (-1, 4, 4, 2)),
+    "LSTM": ((2,), {}, SEQ),
+    "Lambda": ((lambda x: 2 * x,), {}, (-1, 3)),
+    "LayerNorm": ((), {}, (-1, 3)),
+    "MaxPool": (((2, 2),), {}, (-1, 4, 4, 2)),
+    "MaxPooling1D": ((2,), {}, (-1, 4, 2)),
+    "MaxPooling2D": ((), {}, (-1, 4, 4, 2)),
+    "Reshape": (((3, -1),), {}, (-1, 2, 3)),
+    "Residual": ((fnnet.Dense(3),), {}, (-1, 3)),
+    "SimpleRNN": ((2,), {}, SEQ),
+    "SumPool": (((2, 2),), {}, (-1, 4, 4, 2)),
+    "TimeDistributed": ((fnnet.Dense(2),), {}, SEQ),
+    "elementwise": ((jnp.square,), {}, (-1, 3)),
+    "parallel": ((fnnet.Dense(2), fnnet.BatchNorm()), {}, ((-1, 3), (-1, 4))),
+    "serial": ((fnnet.Dense(2), fnnet.BatchNorm(), fnnet.Dropout(0.5)), {}, (-1, 3)),
+    "shape_dependent": ((lambda shape: fnnet.Dense(shape[-1] * 2),), {}, (-1, 3)),
+}
+SINGLETON_INPUTS = {"FanInSum": ((-1, 3), (-1, 3)), "Flatten": (-1, 2, 3)}
+
+
+def _built_in(registry):
+    # Only fnnet's own (tests and doctests may register more in the same process).
+    return sorted(name for name, value in registry.items() if getattr(fnnet, name, None) is value)
+
+
+def _sample(shape, integers):
+    if isinstance(shape[0], tuple):
+        return tuple(_sample(s, integers) for s in shape)
+    concrete = tuple(2 if d == -1 else d for d in shape)
+    if integers:
+        return jnp.asarray(np.arange(int(np.prod(concrete))).reshape(concrete) % 5, jnp.int32)
+    return jnp.asarray(np.linspace(-1, 1, int(np.prod(concrete)), dtype=np.float32).reshape(concrete))
+
+
+def _protocol_cases():
+    for name in _built_in(fnnet.LAYER_REGISTRY):
+        args, kwargs, shape = SAMPLES[name]
+        yield pytest.param(name, lambda a=args, k=kwargs, n=name: fnnet.LAYER_REGISTRY[n](*a, **k), shape, id=name)
+    for name in _built_in(fnnet.SINGLETONS):
+        yield pytest.param(name, lambda n=name: fnnet.SINGLETONS[n], SINGLETON_INPUTS.get(name, (-1, 3)),
+                           id=name)
+
+
+def test_every_built_in_constructor_has_a_sample():
+    assert set(_built_in(fnnet.LAYER_REGISTRY)) <= set(SAMPLES)
+    assert {"Dense", "serial", "BatchNorm"} <= set(_built_in(fnnet.LAYER_REGISTRY))
+    assert {"Relu", "Flatten", "FanInSum"} <= set(_built_in(fnnet.SINGLETONS))
+
+
+@pytest.mark.parametrize("name, build, input_shape", list(_protocol_cases()))
+def test_protocol_of_every_built_in_layer(name, build, input_shape):
+    layer = build()
+    init_fun, apply_fun = layer  # stax's contract: a layer is the pair (init, apply)
+    assert callable(init_fun) and callable(apply_fun)
+    key = jax.random.PRNGKey(0)
+    out_shape, params, state = layer.init_with_state(key, input_shape)
+    assert init_fun(key, input_shape)[0] == out_shape
+    x = _sample(input_shape, integers=name == "Embedding")
+    for kwargs in ({}, {"train": True, "rng": key}):
+        pair = layer.apply_with_state(params, state, x, **kwargs)
+        assert isinstance(pair, tuple) and len(pair) == 2, f"{name}: apply_with_state must give (y, state)"
+        y, new_state = pair
+        assert jax.tree_util.tree_structure(new_state) == jax.tree_util.tree_structure(state)
+        if state is None or name in ("BatchNorm", "serial", "parallel"):  # BatchNorm runs without state too
+            alone = layer.apply(params, x, **kwargs)
+            # The outputs alone, never (y, state): the same structure and shapes as y.
+            assert jax.tree_util.tree_map(jnp.shape, alone) == jax.tree_util.tree_map(jnp.shape, y), name
+    if state is not None:  # state moves only in training
+        _, kept = layer.apply_with_state(params, state, x, train=False)
+        assert all(np.array_equal(a, b) for a, b in zip(jax.tree_util.tree_leaves(state),
+                                                         jax.tree_util.tree_leaves(kept)))
+    with pytest.raises(TypeError, match="apply_with_state"):
+        layer.apply(params, x, state=state)
+    with pytest.raises(AttributeError):
+        layer.name = "renamed"
+    with pytest.raises(AttributeError):
+        layer.anything = 1

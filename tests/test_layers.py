@@ -159,12 +159,12 @@ def test_batchnorm_matches_stax_without_state():
 
 def test_batchnorm_running_statistics_are_used_in_eval():
     layer = fnnet.BatchNorm(momentum=0.0)  # running stats = last batch's, to check exactly
-    _, params, state = fnnet.init_with_state(layer, jax.random.PRNGKey(0), (-1, 2))
+    _, params, state = layer.init_with_state(jax.random.PRNGKey(0), (-1, 2))
     x = jnp.array([[1.0, 10.0], [3.0, 30.0]])
-    _, state = layer.apply(params, x, state=state, train=True)
+    _, state = layer.apply_with_state(params, state, x, train=True)
     np.testing.assert_allclose(state["mean"], [2.0, 20.0])
     np.testing.assert_allclose(state["var"], [1.0, 100.0])
-    y, same = layer.apply(params, jnp.array([[2.0, 20.0]]), state=state)
+    y, same = layer.apply_with_state(params, state, jnp.array([[2.0, 20.0]]))
     np.testing.assert_allclose(y, 0.0, atol=1e-6)  # a single example normalised by the running stats
     assert same is state
 

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import fnnet
-from fnnet.io import saved_model
+from fnnet.io import atomic, saved_model
 
 ACTIVATION_ARGS = [None, "relu", "tanh", "gelu", jax.nn.sigmoid, jnp.tanh]
 INIT_ARGS = ["glorot_uniform", "he_normal", "lecun_uniform", fnnet.INITIALIZERS["glorot_normal"]]
@@ -109,7 +109,7 @@ def assert_trees_equal(a, b):
 @given(case=st.one_of(vector_stacks(), image_stacks(), sequence_stacks()), seed=st.integers(0, 2**31 - 1))
 def test_random_stacks_round_trip_with_identical_outputs(case, seed, tmp_path_factory):
     model, shape, dtype = case
-    _, params, state = fnnet.init_with_state(model, jax.random.PRNGKey(seed), shape)
+    _, params, state = model.init_with_state(jax.random.PRNGKey(seed), shape)
     folder = tmp_path_factory.mktemp("model") / "saved"
     fnnet.save_model(folder, model, params, state, input_shape=shape)
     loaded, loaded_params, loaded_state = fnnet.load_model(folder)
@@ -119,8 +119,8 @@ def test_random_stacks_round_trip_with_identical_outputs(case, seed, tmp_path_fa
     x = random_inputs(shape, dtype)
     key = jax.random.PRNGKey(seed + 1)
     for train in (False, True):
-        assert_trees_equal(loaded.apply(loaded_params, x, state=loaded_state, train=train, rng=key),
-                           model.apply(params, x, state=state, train=train, rng=key))
+        assert_trees_equal(loaded.apply_with_state(loaded_params, loaded_state, x, train=train, rng=key),
+                           model.apply_with_state(params, state, x, train=train, rng=key))
 
 
 # ------------------------------------------------------------------ weights that do not fit
@@ -135,32 +135,32 @@ def saved_mlp(tmp_path):
 
 def test_checkpoint_with_wrong_shape_is_refused_naming_the_path(saved_mlp):
     folder, _, params = saved_mlp
-    wrong = {**params, "dense_2": {"kernel": jnp.zeros((4, 1)), "bias": params["dense_2"]["bias"]}}
+    wrong = {**params, "dense_1": {"kernel": jnp.zeros((4, 1)), "bias": params["dense_1"]["bias"]}}
     fnnet.save_checkpoint(folder / saved_model.WEIGHTS_FILE, {"params": wrong, "state": None})
-    with pytest.raises(fnnet.SavedModelError, match=r"shape differs .*params/dense_2/kernel \(4, 1\) vs \(5, 1\)") as e:
+    with pytest.raises(fnnet.SavedModelError, match=r"shape differs .*params/dense_1/kernel \(4, 1\) vs \(5, 1\)") as e:
         fnnet.load_model(folder)
-    assert e.value.shape_mismatch == [("params/dense_2/kernel", [4, 1], (5, 1))]
+    assert e.value.shape_mismatch == [("params/dense_1/kernel", [4, 1], (5, 1))]
 
 
 def test_checkpoint_with_missing_extra_and_wrong_dtype_lists_every_path(saved_mlp):
     folder, _, params = saved_mlp
-    wrong = {"dense_0": {"kernel": params["dense_0"]["kernel"].astype(jnp.float16), "bias": params["dense_0"]["bias"],
-                         "scale": jnp.ones(5)},
-             "relu_1": {}, "dense_2": {"kernel": params["dense_2"]["kernel"]}}
+    wrong = {"dense": {"kernel": params["dense"]["kernel"].astype(jnp.float16), "bias": params["dense"]["bias"],
+                       "scale": jnp.ones(5)},
+             "dense_1": {"kernel": params["dense_1"]["kernel"]}}
     fnnet.save_checkpoint(folder / saved_model.WEIGHTS_FILE, {"params": wrong, "state": None})
     with pytest.raises(fnnet.SavedModelError) as e:
         fnnet.load_model(folder)
     message = str(e.value)
-    assert "missing from the weights: params/dense_2/bias" in message
-    assert "params/dense_0/scale" in message
-    assert "params/dense_0/kernel float16 vs float32" in message
+    assert "missing from the weights: params/dense_1/bias" in message
+    assert "params/dense/scale" in message
+    assert "params/dense/kernel float16 vs float32" in message
     assert str(folder) in message
 
 
 def test_save_refuses_params_that_do_not_fit_and_writes_nothing(tmp_path):
     model = fnnet.serial(fnnet.Dense(5), fnnet.Dense(1))
     _, params = model.init(jax.random.PRNGKey(0), (-1, 3))
-    with pytest.raises(fnnet.SavedModelError, match=r"params/dense_0/kernel \(3, 5\) vs \(4, 5\)"):
+    with pytest.raises(fnnet.SavedModelError, match=r"params/dense/kernel \(3, 5\) vs \(4, 5\)"):
         fnnet.save_model(tmp_path / "m", model, params, input_shape=(-1, 4))
     assert os.listdir(tmp_path) == []
 
@@ -218,7 +218,7 @@ def test_missing_and_foreign_directories(tmp_path):
 def test_unregistered_user_layer_fails_to_load_with_its_name(tmp_path):
     @fnnet.register_layer("tests.model_io.Doubler")
     def Doubler():
-        return fnnet.leaf("Doubler", lambda params, x, ctx: 2 * x)
+        return fnnet.layer("Doubler", lambda params, x: 2 * x)
 
     model = fnnet.serial(fnnet.Dense(2), Doubler())
     _, params = model.init(jax.random.PRNGKey(0), (-1, 3))
@@ -245,16 +245,17 @@ def test_replacing_a_model_leaves_only_the_new_one(saved_mlp):
     assert siblings(folder) == [folder.name]  # no temporary or set-aside copies remain
 
 
-@pytest.mark.parametrize("failing", ["save_checkpoint", "_write_json", "_move_into_place"])
-def test_a_failed_save_keeps_the_old_model_whole(saved_mlp, monkeypatch, failing):
+@pytest.mark.parametrize("module, failing", [(saved_model, "save_checkpoint"), (saved_model, "_write_json"),
+                                             (atomic, "swap_directory")])
+def test_a_failed_save_keeps_the_old_model_whole(saved_mlp, monkeypatch, module, failing):
     folder, model, params = saved_mlp
-    original = getattr(saved_model, failing)
+    original = getattr(module, failing)
 
     def fail_midway(*args, **kwargs):
-        original(*args, **kwargs) if failing != "_move_into_place" else None
+        original(*args, **kwargs) if failing != "swap_directory" else None
         raise OSError("disk full")
 
-    monkeypatch.setattr(saved_model, failing, fail_midway)
+    monkeypatch.setattr(module, failing, fail_midway)
     other = fnnet.serial(fnnet.Dense(2))
     _, other_params = other.init(jax.random.PRNGKey(1), (-1, 3))
     with pytest.raises(OSError, match="disk full"):
@@ -298,3 +299,52 @@ def test_a_foreign_directory_is_never_replaced(tmp_path):
     with pytest.raises(fnnet.SavedModelError, match="refusing to replace it"):
         fnnet.save_model(tmp_path / "precious", model, params, input_shape=(-1, 2))
     assert (tmp_path / "precious" / "thesis.tex").read_text() == "do not delete"
+
+
+def test_files_beside_a_saved_model_are_never_deleted(saved_mlp):
+    folder, model, params = saved_mlp
+    (folder / "notes.txt").write_text("my results")
+    with pytest.raises(fnnet.SavedModelError, match=r"holds files that save_model did not write \(notes\.txt\)"):
+        fnnet.save_model(folder, model, params, input_shape=(-1, 3))
+    assert (folder / "notes.txt").read_text() == "my results"
+    assert sorted(os.listdir(folder)) == ["model.json", "notes.txt", "weights.ckpt"]
+
+
+def test_a_file_in_place_of_the_directory_is_never_replaced(tmp_path):
+    (tmp_path / "m").write_text("not a folder")
+    _, params = fnnet.Dense(1).init(jax.random.PRNGKey(0), (-1, 2))
+    with pytest.raises(fnnet.SavedModelError, match="refusing to replace it"):
+        fnnet.save_model(tmp_path / "m", fnnet.Dense(1), params)
+    assert (tmp_path / "m").read_text() == "not a folder"
+
+
+def test_save_without_input_shape_keeps_weights_unchecked(tmp_path):
+    model = fnnet.serial(fnnet.Dense(4, name="encoder"), fnnet.BatchNorm(), fnnet.Dense(1))
+    _, params, state = model.init_with_state(jax.random.PRNGKey(0), (-1, 3))
+    folder = fnnet.save_model(tmp_path / "m", model, params, state)  # the four-argument form
+    assert fnnet.saved_input_shape(folder) is None
+    loaded, loaded_params, loaded_state = fnnet.load_model(folder)
+    assert sorted(loaded_params) == ["batch_norm", "dense", "encoder"]
+    assert_trees_equal(loaded_params, params)
+    assert_trees_equal(loaded_state, state)
+    x = random_inputs((-1, 3), "float32")
+    assert_trees_equal(loaded.apply_with_state(loaded_params, loaded_state, x),
+                       model.apply_with_state(params, state, x))
+
+
+def test_explicit_names_give_the_same_params_keys_after_loading(tmp_path):
+    model = fnnet.serial(fnnet.Dense(3, name="encoder"), fnnet.Relu, fnnet.Dense(1, name="head"))
+    _, params = model.init(jax.random.PRNGKey(0), (-1, 2))
+    loaded, loaded_params, _ = fnnet.load_model(fnnet.save_model(tmp_path / "m", model, params, input_shape=(-1, 2)))
+    assert [key for key, _ in loaded.children] == ["encoder", "relu", "head"]
+    assert fnnet.tree_paths(loaded_params) == fnnet.tree_paths(params) == [
+        "encoder/bias", "encoder/kernel", "head/bias", "head/kernel"]
+
+
+def test_only_the_atomic_module_syncs_and_renames_files():
+    # One copy of the durability code: checkpoints and saved models both write through io/atomic.py.
+    import inspect
+    from fnnet.io import checkpoint
+    for module in (checkpoint, saved_model):
+        source = inspect.getsource(module)
+        assert "fsync" not in source and "os.replace" not in source and "os.rename" not in source, module

@@ -237,8 +237,8 @@ def test_knn_layers_compose_with_a_network_and_jit(digits):
 
     classifier = fnnet.serial(net, fnnet.KNNClassifier(features_train, y_train, k=5, weights="distance"))
     shape, params = classifier.init(jax.random.PRNGKey(1), (-1, 64))
-    params["serial_0"] = net_params
-    assert shape == (-1,) and set(params["knn_classifier_1"]) == {"train_x", "train_codes", "classes"}
+    params["serial"] = net_params
+    assert shape == (-1,) and set(params["knn_classifier"]) == {"train_x", "train_codes", "classes"}
     predicted = jax.jit(classifier.apply)(params, x_test)
     expected = classify(features_train, y_train, features_test, 5, weights="distance")
     np.testing.assert_array_equal(np.asarray(predicted), expected)

@@ -10,7 +10,7 @@ import pytest
 
 import fnnet
 
-PARAMS = {"dense_0": {"kernel": jnp.array([[0.5, -1.0], [2.0, 0.1]]), "bias": jnp.array([0.1, -0.2])},
+PARAMS = {"dense": {"kernel": jnp.array([[0.5, -1.0], [2.0, 0.1]]), "bias": jnp.array([0.1, -0.2])},
           "dense_1": {"kernel": jnp.array([[1.0], [-0.5]]), "bias": jnp.array([0.0])}}
 
 
@@ -59,24 +59,24 @@ def test_hyper_parameters_in_optax_or_keras_spelling():
 
 
 def test_freeze_by_path_prefix_glob_and_predicate():
-    frozen = run(fnnet.freeze("sgd", PARAMS, ["dense_0"]))
-    assert np.array_equal(frozen["dense_0"]["kernel"], PARAMS["dense_0"]["kernel"])
+    frozen = run(fnnet.freeze("sgd", PARAMS, ["dense"]))
+    assert np.array_equal(frozen["dense"]["kernel"], PARAMS["dense"]["kernel"])
     assert not np.array_equal(frozen["dense_1"]["kernel"], PARAMS["dense_1"]["kernel"])
     biases = run(fnnet.freeze("adam", PARAMS, ["*/bias"]))
     assert np.array_equal(biases["dense_1"]["bias"], PARAMS["dense_1"]["bias"])
     assert not np.array_equal(biases["dense_1"]["kernel"], PARAMS["dense_1"]["kernel"])
     only_last = run(fnnet.freeze("sgd", PARAMS, trainable=lambda path: path.startswith("dense_1")))
-    assert np.array_equal(only_last["dense_0"]["bias"], PARAMS["dense_0"]["bias"])
+    assert np.array_equal(only_last["dense"]["bias"], PARAMS["dense"]["bias"])
     assert not np.array_equal(only_last["dense_1"]["bias"], PARAMS["dense_1"]["bias"])
 
 
 def test_frozen_params_carry_no_optimizer_state():
-    state = fnnet.freeze("adam", PARAMS, ["dense_0"]).init(PARAMS)
+    state = fnnet.freeze("adam", PARAMS, ["dense"]).init(PARAMS)
     sizes = sum(np.size(leaf) for leaf in jax.tree_util.tree_leaves(state))
     full = sum(np.size(leaf) for leaf in jax.tree_util.tree_leaves(optax.adam(1e-3).init(PARAMS)))
     assert sizes < full
 
 
 def test_a_selector_matching_nothing_names_the_available_params():
-    with pytest.raises(ValueError, match=r"\['dense_2'\] match no parameter; top-level params are \['dense_0', 'dense_1'\]"):
+    with pytest.raises(ValueError, match=r"\['dense_2'\] match no parameter; top-level params are \['dense', 'dense_1'\]"):
         fnnet.freeze("sgd", PARAMS, ["dense_2"])

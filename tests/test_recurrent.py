@@ -110,7 +110,7 @@ def test_cell_matches_the_keras_equations(cell, go_backwards):
     x = _inputs()
     mask = np.array([[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0], [0, 0, 1, 1, 1, 1]], bool)
     params = _random_params(layer, x.shape)
-    (outputs, *states), _, _ = fnnet.call_layer(layer, params, None, x, fnnet.Context(mask=jnp.asarray(mask)))
+    (outputs, *states), _, _ = layer.call(params, None, x, mask=jnp.asarray(mask))
     expected_outputs, expected_states = reference(params, x, mask=mask, go_backwards=go_backwards)
     np.testing.assert_allclose(outputs, expected_outputs, atol=2e-5)
     for state, expected in zip(states, expected_states, strict=True):
@@ -250,10 +250,10 @@ def test_masked_steps_output_zero_and_the_mask_is_passed_on():
     layer = fnnet.LSTM(3, return_sequences=True)
     _, params = layer.init(KEY, (-1, 4, 2))
     mask = jnp.array([[True, True, False, False]])
-    y, _, out_mask = fnnet.call_layer(layer, params, None, jnp.ones((1, 4, 2)), fnnet.Context(mask=mask))
+    y, _, out_mask = layer.call(params, None, jnp.ones((1, 4, 2)), mask=mask)
     assert np.all(y[0, 2:] == 0) and np.all(y[0, :2] != 0)
     np.testing.assert_array_equal(out_mask, mask)
-    _, _, no_mask = fnnet.call_layer(fnnet.LSTM(3), params, None, jnp.ones((1, 4, 2)), fnnet.Context(mask=mask))
+    _, _, no_mask = fnnet.LSTM(3).call(params, None, jnp.ones((1, 4, 2)), mask=mask)
     assert no_mask is None
 
 
@@ -309,7 +309,7 @@ def test_hand_written_backward_pass_matches_jax_autodiff(cell, options):
     params = _random_params(custom, jax.tree_util.tree_map(jnp.shape, inputs))
 
     def loss(layer, params, inputs):
-        outputs = fnnet.call_layer(layer, params, None, inputs, fnnet.Context(mask=mask))[0]
+        outputs = layer.call(params, None, inputs, mask=mask)[0]
         leaves = jax.tree_util.tree_leaves(outputs)
         return sum(jnp.sum(jnp.cos(jnp.arange(a.size).reshape(a.shape)) * a) for a in leaves)
 
@@ -342,7 +342,7 @@ def test_lstm_gradient_agrees_with_finite_differences():
         mask = jnp.array([[True, True, True, False], [True, True, True, True]])
 
         def loss(p):
-            return jnp.sum(weights * fnnet.call_layer(layer, p, None, x, fnnet.Context(mask=mask))[0])
+            return jnp.sum(weights * layer.call(p, None, x, mask=mask)[0])
 
         grads, loss = jax.jit(jax.grad(loss)), jax.jit(loss)
         grads = grads(params)

@@ -109,9 +109,9 @@ def test_eight_devices_match_one_device_and_shard_as_documented():
     assert "batch_size=12 does not split evenly over the mesh's 8 'data' devices" in out["batch_error"]
     # A 'model' axis splits large leaves and their optimizer moments, FSDP-style.
     assert_histories_close(out["single"], out["fsdp"])
-    assert out["fsdp_params"]["dense_0/kernel"] == ["P('model',)", False, 8]
-    assert out["fsdp_mu"]["dense_0/kernel"] == ["P('model',)", False, 8]
-    assert out["fsdp_params"]["dense_3/kernel"] == ["P()", True, 8]  # below the size threshold
+    assert out["fsdp_params"]["dense/kernel"] == ["P('model',)", False, 8]
+    assert out["fsdp_mu"]["dense/kernel"] == ["P('model',)", False, 8]
+    assert out["fsdp_params"]["dense_1/kernel"] == ["P()", True, 8]  # below the size threshold
 
 
 def test_one_device_mesh_in_process_and_mesh_errors():

@@ -90,7 +90,7 @@ def random_inputs(shape, dtype, seed=0):
 
 def run(model, params, state, x):
     """Outputs and new state in training mode (Dropout and BatchNorm statistics in play)."""
-    return model.apply(params, x, state=state, train=True, rng=jax.random.PRNGKey(7))
+    return model.apply_with_state(params, state, x, train=True, rng=jax.random.PRNGKey(7))
 
 
 def assert_trees_equal(a, b):
@@ -115,8 +115,8 @@ def test_spec_and_whole_model_round_trip(name, tmp_path):
     rebuilt = fnnet.from_spec(json.loads(text))
     assert fnnet.to_spec(rebuilt) == spec
 
-    _, params, state = fnnet.init_with_state(layer, jax.random.PRNGKey(1), shape)
-    _, params_rebuilt, state_rebuilt = fnnet.init_with_state(rebuilt, jax.random.PRNGKey(1), shape)
+    _, params, state = layer.init_with_state(jax.random.PRNGKey(1), shape)
+    _, params_rebuilt, state_rebuilt = rebuilt.init_with_state(jax.random.PRNGKey(1), shape)
     assert_trees_equal(params, params_rebuilt)  # same initialisers, same structure
     assert_trees_equal(state, state_rebuilt)
 
@@ -145,7 +145,7 @@ def test_raw_stax_layer_is_named_by_its_path():
 
 
 def test_layer_without_constructor_is_named_with_its_path():
-    unregistered = fnnet.leaf("Scale", lambda params, x, ctx: 2 * x)
+    unregistered = fnnet.layer("Scale", lambda params, x: 2 * x)
     model = fnnet.serial(fnnet.Dense(3), fnnet.serial(fnnet.Relu, unregistered))
     with pytest.raises(fnnet.SpecError, match=r"serial\[1\]/serial\[1\]: layer Scale has no spec"):
         fnnet.to_spec(model)
@@ -195,14 +195,14 @@ def test_unknown_activation_name_in_spec():
 @fnnet.register_layer("tests.Probe")
 def Probe(*args, **kwargs):
     """A user layer that records whatever it is given (the identity on inputs)."""
-    return fnnet.leaf("Probe", lambda params, x, ctx: x)
+    return fnnet.layer("Probe", lambda params, x: x)
 
 
 @fnnet.register_layer("tests.Scale")
 def Scale(factor, init="ones"):
     init_fn = fnnet.get_initializer(init)
-    return fnnet.leaf("Scale", lambda params, x, ctx: factor * params["s"] * x,
-                      lambda rng, shape: {"s": init_fn(rng, shape[-1:], jnp.float32)})
+    return fnnet.layer("Scale", lambda params, x: factor * params["s"] * x,
+                       lambda rng, shape: {"s": init_fn(rng, shape[-1:], jnp.float32)})
 
 
 def same_typed(a, b):
@@ -262,4 +262,54 @@ def test_callables_map_back_to_their_registered_names():
 def test_ready_made_layers_come_back_as_themselves():
     rebuilt = fnnet.from_spec(fnnet.to_spec(fnnet.serial(fnnet.Relu, fnnet.Flatten)))
     assert [layer for _, layer in rebuilt.children] == [fnnet.Relu, fnnet.Flatten]
-    assert math.isclose(float(rebuilt.apply({"relu_0": {}, "flatten_1": {}}, jnp.array([[-1.0, 2.0]]))[0, 1]), 2.0)
+    # Parameterless layers have no entry in the params: the model's params are {}.
+    assert math.isclose(float(rebuilt.apply({}, jnp.array([[-1.0, 2.0]]))[0, 1]), 2.0)
+
+
+# ------------------------------------------------------------------ names and the walker
+
+def test_explicit_names_round_trip_and_keep_the_param_keys():
+    model = fnnet.serial(fnnet.Dense(4, name="encoder"), fnnet.Relu.with_name("act"), fnnet.Dense(4),
+                         fnnet.serial(fnnet.Dense(2), name="head"))
+    spec = fnnet.to_spec(model)
+    assert spec["args"][0]["layer"]["kwargs"] == {"name": "encoder"}
+    assert spec["args"][1]["layer"] == {"class": "Relu", "args": [], "kwargs": {"name": "act"}}
+    rebuilt = fnnet.from_spec(json.loads(json.dumps(spec)))
+    assert [key for key, _ in rebuilt.children] == ["encoder", "act", "dense", "head"]
+    assert rebuilt.children[0][1].name == "encoder" and rebuilt.children[1][1].name == "act"
+    _, params = model.init(jax.random.PRNGKey(0), (-1, 3))
+    _, rebuilt_params = rebuilt.init(jax.random.PRNGKey(0), (-1, 3))
+    assert fnnet.tree_paths(rebuilt_params) == fnnet.tree_paths(params)
+    assert sorted(params) == ["dense", "encoder", "head"]
+
+
+def test_to_spec_reads_the_model_through_the_walker(monkeypatch):
+    calls = []
+    real = fnnet.core._walk_model
+
+    def counting(model, input_shape, rng):
+        calls.append(input_shape)
+        return real(model, input_shape, rng)
+
+    monkeypatch.setattr(fnnet.core, "_walk_model", counting)
+    fnnet.to_spec(fnnet.serial(fnnet.Dense(3), fnnet.Residual(fnnet.Dense(3)), fnnet.Relu))
+    assert calls == [None]  # one structure-only walk of the whole model
+
+
+def test_layer_registered_under_a_plain_name_round_trips():
+    @fnnet.registered("Scale")
+    def PlainScale(factor):
+        return fnnet.layer("Scale", lambda params, x: factor * params["s"] * x,
+                           lambda rng, shape: {"s": jnp.full(shape[-1:], 2.0)})
+
+    try:
+        model = fnnet.serial(fnnet.Dense(2), PlainScale(3.0, name="scaled"))
+        spec = fnnet.to_spec(model)
+        assert spec["args"][1]["layer"] == {"class": "Scale", "args": [3.0], "kwargs": {"name": "scaled"}}
+        rebuilt = fnnet.from_spec(json.dumps(spec))
+        _, params = model.init(jax.random.PRNGKey(0), (-1, 2))
+        assert sorted(params) == ["dense", "scaled"]
+        x = jnp.ones((2, 2))
+        np.testing.assert_array_equal(rebuilt.apply(params, x), model.apply(params, x))
+    finally:
+        del LAYER_REGISTRY["Scale"]

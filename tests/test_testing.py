@@ -30,13 +30,23 @@ def violated(layer, input_shape, **flags):
 # --------------------------------------------------------------------------- planted bugs
 
 def wrong_declared_shape():
-    def init_full(rng, input_shape):
+    def init_with_state(rng, input_shape):
         return input_shape[:-1] + (input_shape[-1] + 1,), {}, None  # hand-written, off by one
 
-    def call(params, state, x, ctx):
-        return x, state, ctx.mask
+    def call(params, state, x, *, mask, train, rng, **kwargs):
+        return x, state, mask
 
-    return fnnet.make_layer("WrongShape", init_full, call)
+    return fnnet.Layer(init_with_state, call, name="WrongShape")
+
+
+def call_returns_a_pair():
+    def init_with_state(rng, input_shape):
+        return input_shape, {}, None
+
+    def call(params, state, x, *, mask, train, rng, **kwargs):
+        return x, state  # forgot the mask: apply_with_state cannot unpack it
+
+    return fnnet.Layer(init_with_state, call, name="NoMask")
 
 
 def mixes_examples():
@@ -46,18 +56,18 @@ def mixes_examples():
 def counts_calls():
     calls = [0]
 
-    def forward(params, x, ctx):
+    def forward(params, x):
         calls[0] += 1
         return x * calls[0]
 
-    return fnnet.leaf("CountsCalls", forward)
+    return fnnet.layer("CountsCalls", forward)
 
 
 def numpy_global_rng():
-    def forward(params, x, ctx):
+    def forward(params, x):
         return x + np.random.normal(size=x.shape).astype(np.float32)
 
-    return fnnet.leaf("NumpyNoise", forward)
+    return fnnet.layer("NumpyNoise", forward)
 
 
 def returns_float16():
@@ -107,37 +117,44 @@ _matmul_bad_kernel_grad.defvjp(_matmul_fwd, _matmul_bwd)
 
 
 def wrong_kernel_gradient():
-    return fnnet.leaf("BadDense", lambda p, x, ctx: _matmul_bad_kernel_grad(x, p["kernel"]),
-                      lambda rng, shape: {"kernel": jax.random.normal(rng, (shape[-1], 2))})
+    return fnnet.layer("BadDense", lambda p, x: _matmul_bad_kernel_grad(x, p["kernel"]),
+                       lambda rng, shape: {"kernel": jax.random.normal(rng, (shape[-1], 2))})
 
 
 def not_jittable():
-    # fnnet.leaf could not even infer its shape, so the init is written by hand.
-    def init_full(rng, input_shape):
+    # fnnet.layer could not even infer its shape, so the init is written by hand.
+    def init_with_state(rng, input_shape):
         return input_shape, {}, None
 
-    def call(params, state, x, ctx):
-        return (x if float(jnp.sum(x)) > 0 else -x), state, ctx.mask  # Python branch on a value
+    def call(params, state, x, *, mask, train, rng, **kwargs):
+        return (x if float(jnp.sum(x)) > 0 else -x), state, mask  # Python branch on a value
 
-    return fnnet.make_layer("PythonBranch", init_full, call)
+    return fnnet.Layer(init_with_state, call, name="PythonBranch")
 
 
 def differs_under_jit():
-    def forward(params, x, ctx):
+    def forward(params, x):
         return 2 * x if isinstance(x, jax.core.Tracer) else x
 
-    return fnnet.leaf("TracerAware", forward)
+    return fnnet.layer("TracerAware", forward)
 
 
 def state_changes_shape():
-    def forward(params, x, ctx):
-        state = ctx.kwargs["state"]
+    def forward(params, state, x):
         return x, {"count": jnp.concatenate([state["count"], state["count"]])}
 
-    return fnnet.leaf("GrowingState", forward, init_state=lambda shape: {"count": jnp.zeros((1,))})
+    return fnnet.layer("GrowingState", forward, init_state=lambda shape: {"count": jnp.zeros((1,))})
+
+
+def state_moves_in_inference():
+    def forward(params, state, x):  # ignores train: counts inference calls too
+        return x, {"count": state["count"] + 1}
+
+    return fnnet.layer("CountsAlways", forward, init_state=lambda shape: {"count": jnp.zeros((1,))})
 
 
 PLANTED = [
+    ("call returns a pair", call_returns_a_pair, "protocol"),
     ("wrong declared shape", wrong_declared_shape, "output_shape"),
     ("mixes examples", mixes_examples, "batch_independence"),
     ("counts calls", counts_calls, "determinism"),
@@ -148,6 +165,7 @@ PLANTED = [
     ("python branch on values", not_jittable, "jit_consistency"),
     ("behaves differently when traced", differs_under_jit, "jit_consistency"),
     ("state changes shape", state_changes_shape, "output_shape"),
+    ("state moves in inference", state_moves_in_inference, "state_in_inference"),
 ]
 
 
@@ -181,12 +199,12 @@ def test_nan_is_reported_on_the_smallest_batch():
 
 
 def test_layer_error_inside_apply_becomes_a_named_violation():
-    def forward(params, x, ctx):
+    def forward(params, x):
         if x.shape[0] == 1:
             raise ValueError("cannot handle a batch of one")
         return x
 
-    prop, message = violated(fnnet.leaf("NoSingletons", forward), (-1, 3))
+    prop, message = violated(fnnet.layer("NoSingletons", forward), (-1, 3))
     assert prop == "output_shape"
     assert "input shape (1, 3)" in message and "raised LayerError" in message and "batch of one" in message
 
@@ -211,8 +229,9 @@ def test_integer_inputs_need_a_value_range():
 
 
 def test_integer_inputs_check_gradients_of_params_only():
-    table = fnnet.leaf("Lookup", lambda p, x, ctx: p["table"][x],
-                       lambda rng, shape: {"table": jax.random.normal(rng, (5, 2))}, input_dtype=jnp.int32)
+    # fnnet.layer infers the output shape from float32 stand-ins, so the ids are cast (as Embedding does).
+    table = fnnet.layer("Lookup", lambda p, x: p["table"][x.astype(jnp.int32)],
+                        lambda rng, shape: {"table": jax.random.normal(rng, (5, 2))})
     check_layer(table, (-1, 3), dtype=jnp.int32, value_range=(0, 5), max_examples=3)
 
 
@@ -266,7 +285,7 @@ def test_rng_keys_are_prng_keys(key):
 @settings(max_examples=5)
 @given(strategies.layer_params(fnnet.serial(fnnet.Dense(4), fnnet.BatchNorm()), (-1, 3)))
 def test_layer_params_match_init(params):
-    assert params["dense_0"]["kernel"].shape == (3, 4) and params["batch_norm_1"]["gamma"].shape == (4,)
+    assert params["dense"]["kernel"].shape == (3, 4) and params["batch_norm"]["gamma"].shape == (4,)
 
 
 @settings(max_examples=3, suppress_health_check=[HealthCheck.nested_given])
@@ -297,4 +316,4 @@ def test_plugin_gives_a_check_layer_fixture(pytester, monkeypatch):
     """)
     result = pytester.runpytest_inprocess("-p", "fnnet.testing.pytest_plugin", "-q")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*property 'dtype' violated by Lambda(half)*"])
+    result.stdout.fnmatch_lines(["*property 'dtype' violated by half (Lambda(<lambda>))*"])

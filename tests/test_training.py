@@ -152,11 +152,11 @@ def test_stop_on_nonfinite_false_keeps_training():
 def test_stateful_model_state_is_initialised_updated_and_used_by_evaluate():
     x, y = regression()
     params = init(BN_MODEL)
-    initial = fnnet.init_state(BN_MODEL, (-1, 3))
+    initial = BN_MODEL.init_with_state(jax.random.PRNGKey(0), (-1, 3))[2]
     result = fnnet.fit(BN_MODEL, params, x, y, loss="mse", optimizer="adam", epochs=2, batch_size=16,
                        validation_split=0.25, verbose=0)
     assert result.state is not None
-    assert not np.allclose(result.state["batch_norm_1"]["mean"], initial["batch_norm_1"]["mean"])
+    assert not np.allclose(result.state["batch_norm"]["mean"], initial["batch_norm"]["mean"])
     x_val, y_val = x[75:], y[75:]
     with_state = fnnet.evaluate(BN_MODEL, result.params, x_val, y_val, loss="mse", state=result.state)
     assert with_state["loss"] == pytest.approx(result.history["val_loss"][-1], rel=1e-5)
@@ -192,9 +192,9 @@ def test_frozen_params_do_not_change():
     x, y = regression()
     params = init(MLP)
     result = fnnet.fit(MLP, params, x, y, loss="mse", optimizer="adam", epochs=2, batch_size=16,
-                       frozen=["dense_0"], verbose=0)
-    assert leaves_equal(result.params["dense_0"], params["dense_0"])
-    assert not leaves_equal(result.params["dense_2"], params["dense_2"])
+                       frozen=["dense"], verbose=0)
+    assert leaves_equal(result.params["dense"], params["dense"])
+    assert not leaves_equal(result.params["dense_1"], params["dense_1"])
     with pytest.raises(ValueError, match="match no parameter"):
         fnnet.fit(MLP, params, x, y, loss="mse", optimizer="adam", epochs=1, batch_size=16,
                   frozen=["dense_9"], verbose=0)
@@ -254,3 +254,53 @@ def test_batch_larger_than_the_data_set_is_one_partial_step():
                        batch_size=64, verbose=0)
     assert result.history["loss"][0] == pytest.approx(fnnet.evaluate(LINEAR, init(LINEAR), x, y, loss="mse")["loss"],
                                                       rel=1e-5)
+
+
+# --------------------------------------------------------------------------- no model kept alive
+
+def test_fit_predict_and_summary_keep_no_model_or_params_alive():
+    import gc
+    import weakref
+
+    x, y = regression(40)
+    model = fnnet.serial(fnnet.Dense(4), fnnet.BatchNorm(), fnnet.Relu, fnnet.Dense(1))
+    params = init(model)
+    result = fnnet.fit(model, params, x, y, loss="mse", optimizer="adam", epochs=1, batch_size=16, verbose=0)
+    fnnet.predict(model, result.params, x, state=result.state)
+    fnnet.evaluate(model, result.params, x, y, loss="mse", state=result.state)
+    try:
+        fnnet.summary(model, (-1, 3))
+    except Exception:  # summary may be mid-migration; fit and predict are what this file owns
+        pass
+    model_ref = weakref.ref(model)
+    leaf_refs = [weakref.ref(jax.tree_util.tree_leaves(tree)[0]) for tree in (params, result.params, result.state)]
+    del model, params, result
+    gc.collect()
+    assert model_ref() is None, "something still holds the model (a cache keyed on it?)"
+    assert all(ref() is None for ref in leaf_refs), "something still holds the params or state"
+
+
+# Functions allowed to carry lru_cache/functools.cache in fnnet/: they take no layer, model or params.
+CACHE_ALLOWED = {"_seed_key"}
+
+
+def test_no_cache_decorates_a_function_that_takes_a_model():
+    import ast
+    import pathlib
+
+    found = []
+    for path in sorted(pathlib.Path(fnnet.__file__).parent.rglob("*.py")):
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                for decorator in node.decorator_list:
+                    text = ast.unparse(decorator)
+                    if ("lru_cache" in text or text.endswith("cache") or "cache(" in text) and \
+                            node.name not in CACHE_ALLOWED:
+                        found.append(f"{path.name}:{node.lineno} {node.name} @{text}")
+            elif isinstance(node, ast.Call):  # cache applied as a call: lru_cache(...)(fn)
+                text = ast.unparse(node.func)
+                if text.startswith(("functools.lru_cache", "lru_cache", "functools.cache")) and \
+                        any(isinstance(a, ast.Name) and a.id not in CACHE_ALLOWED for a in node.args):
+                    found.append(f"{path.name}:{node.lineno} {ast.unparse(node)}")
+    assert not found, "caches keep models and compiled programs alive; use layer.memo instead: " + "; ".join(found)

@@ -1,8 +1,10 @@
-"""Atomic writes: a file replaced whole or not at all, and a folder's entries made durable.
+"""Atomic writes: a file or a folder replaced whole or not at all, and renames made durable.
 
 :func:`atomic_write` writes beside the target, syncs, then renames over it, so a reader
-or a crash sees the old file or the new one, never a mixture. :func:`fsync_directory`
-makes a rename itself durable. Checkpoints and saved models both write through here.
+or a crash sees the old file or the new one, never a mixture. :func:`write_directory`
+does the same for a folder of files (a saved model), deleting nothing it did not write.
+:func:`fsync_directory` makes a rename itself durable. Checkpoints and saved models both
+write through here; no other module syncs or renames files.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 from pathlib import Path
 
 
@@ -56,3 +59,87 @@ def atomic_write(path: Path, write) -> None:
             os.unlink(temp)
         raise
     fsync_directory(path.parent)
+
+
+def set_aside_copies(directory: Path) -> list:
+    """The copies of ``directory`` that an interrupted :func:`write_directory` left beside it, oldest name first.
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> set_aside_copies(Path(tempfile.mkdtemp()) / 'model')
+    []
+    """
+    directory = Path(directory)
+    return sorted(directory.parent.glob(f".{directory.name}.*.old"))
+
+
+def _remove_owned(folder: Path, owned) -> None:
+    """Delete the entries named in ``owned`` and then ``folder`` itself, if nothing else is in it.
+
+    Anything else (a file someone put there meanwhile) stays, and so does the folder.
+    """
+    for name in owned:
+        with contextlib.suppress(FileNotFoundError):
+            (folder / name).unlink()
+    with contextlib.suppress(OSError):
+        folder.rmdir()
+
+
+def swap_directory(temp: Path, directory: Path, owned) -> None:
+    """Rename the finished folder ``temp`` to ``directory``, which may exist already.
+
+    An existing ``directory`` is renamed aside first (``.<name>.<random>.old``) and put
+    back if the second rename fails; once the new folder is in place, only the old
+    entries named in ``owned`` are deleted: nothing this process did not write is lost.
+    """
+    if not directory.exists():
+        os.rename(temp, directory)
+        return
+    aside = directory.parent / f".{directory.name}.{secrets.token_hex(6)}.old"
+    os.rename(directory, aside)
+    try:
+        os.rename(temp, directory)
+    except BaseException:
+        os.rename(aside, directory)
+        raise
+    _remove_owned(aside, owned)
+
+
+def write_directory(directory: Path, fill, owned) -> Path:
+    """Write a folder whole: ``fill(folder)`` fills a temporary sibling, which then replaces ``directory``.
+
+    A reader (or a crash) sees the old folder or the new one, never a mixture. ``owned``
+    names every entry ``fill`` writes; the caller must make sure the old ``directory``
+    holds nothing else (it is checked again here, and anything else is never deleted).
+    On any error the temporary folder is removed and ``directory`` is left as it was.
+
+    >>> import os, tempfile
+    >>> from pathlib import Path
+    >>> target = Path(tempfile.mkdtemp()) / 'box'
+    >>> def fill(folder):
+    ...     atomic_write(folder / 'a.txt', lambda f: f.write(b'new'))
+    >>> _ = write_directory(target, fill, ['a.txt'])
+    >>> _ = write_directory(target, fill, ['a.txt'])  # replaces the first one whole
+    >>> os.listdir(target), sorted(os.listdir(target.parent))
+    (['a.txt'], ['box'])
+    """
+    directory = Path(directory)
+    owned = list(owned)
+    if directory.exists():
+        foreign = (sorted(p.name for p in directory.iterdir() if p.name not in owned) if directory.is_dir()
+                   else [f"{directory.name} is a file"])
+        if foreign:
+            raise FileExistsError(f"{directory} holds entries this write does not own ({', '.join(foreign)}); "
+                                  "refusing to replace it")
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    temp = directory.parent / f".{directory.name}.{secrets.token_hex(6)}.tmp"
+    temp.mkdir()
+    try:
+        fill(temp)
+        fsync_directory(temp)
+        swap_directory(temp, directory, owned)
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)  # the temporary folder is this write's own
+        raise
+    fsync_directory(directory.parent)
+    return directory

@@ -4,7 +4,7 @@ A checkpoint is a ZIP archive, stored uncompressed, holding:
 
 - ``manifest.json``: readable JSON with the format name and version, the tree's
   structure (dicts, lists, tuples, NamedTuples, ``None``) and one entry per leaf
-  (``path`` such as ``'dense_0/kernel'``, ``shape``, ``dtype``, ``file``);
+  (``path`` such as ``'dense/kernel'``, ``shape``, ``dtype``, ``file``);
 - ``leaves/<i>.bin``: the raw little-endian bytes of leaf ``i`` in C order.
 
 Loading reads only JSON and raw bytes: dtypes come by name from an allow-list
@@ -29,6 +29,8 @@ import ml_dtypes
 import numpy as np
 
 from .atomic import atomic_write
+
+DictKey, GetAttrKey, SequenceKey = jax.tree_util.DictKey, jax.tree_util.GetAttrKey, jax.tree_util.SequenceKey
 
 FORMAT = "fnnet-checkpoint"
 VERSION = 1
@@ -137,8 +139,8 @@ def tree_paths(tree) -> list:
     these are the paths a checkpoint's manifest lists.
 
     >>> import fnnet, jax.numpy as jnp
-    >>> fnnet.tree_paths({'dense_0': {'kernel': jnp.ones((2, 3)), 'bias': jnp.zeros(3)}, 'step': 1})
-    ['dense_0/bias', 'dense_0/kernel', 'step']
+    >>> fnnet.tree_paths({'dense': {'kernel': jnp.ones((2, 3)), 'bias': jnp.zeros(3)}, 'step': 1})
+    ['dense/bias', 'dense/kernel', 'step']
     """
     return [keypath_str(path) for path, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
 
@@ -155,8 +157,12 @@ def _is_key_dtype(dtype) -> bool:
 
 
 def _encode(node, path, leaves):
-    """The JSON structure of ``node``; leaves are appended to ``leaves`` as ``(path, value)``."""
-    where = "/".join(path) or "<root>"
+    """The JSON structure of ``node``; leaves are appended to ``leaves`` as ``(key path, value)``.
+
+    ``path`` is a tuple of ``jax.tree_util`` keys, spelled by :func:`keypath_str` alone, so
+    the manifest's paths are the ones ``like=`` templates and error messages use.
+    """
+    where = keypath_str(path) or "<root>"
     if node is None:
         return {"type": "none"}
     if isinstance(node, dict):
@@ -166,14 +172,14 @@ def _encode(node, path, leaves):
                 raise TypeError(f"dict key {key!r} at {where} is not a str or int; checkpoints store "
                                 "only str and int keys")
         return {"type": "dict", "keys": keys,
-                "values": [_encode(node[k], path + (str(k),), leaves) for k in keys]}
+                "values": [_encode(node[k], path + (DictKey(k),), leaves) for k in keys]}
     if _is_namedtuple(node):
         fields = list(type(node)._fields)
         return {"type": "namedtuple", "name": type(node).__name__, "fields": fields,
-                "values": [_encode(v, path + (f,), leaves) for f, v in zip(fields, node)]}
+                "values": [_encode(v, path + (GetAttrKey(f),), leaves) for f, v in zip(fields, node)]}
     if isinstance(node, (list, tuple)):
         return {"type": "list" if isinstance(node, list) else "tuple",
-                "values": [_encode(v, path + (str(i),), leaves) for i, v in enumerate(node)]}
+                "values": [_encode(v, path + (SequenceKey(i),), leaves) for i, v in enumerate(node)]}
     if isinstance(node, (np.ndarray, np.generic, jax.Array, bool, int, float, complex)):
         leaves.append((path, node))
         return {"leaf": len(leaves) - 1}
@@ -184,7 +190,7 @@ def _encode(node, path, leaves):
                         "store arrays, Python numbers and containers of them")
     return {"type": "node", "name": type(node).__qualname__,
             "keys": [keypath_str(k) for k, _ in children],
-            "values": [_encode(v, path + (keypath_str(k),), leaves) for k, v in children]}
+            "values": [_encode(v, path + tuple(k), leaves) for k, v in children]}
 
 
 def _to_numpy(path, value):
@@ -237,17 +243,17 @@ def save_checkpoint(path, tree) -> Path:
     Equal trees give byte-identical files.
 
     >>> import fnnet, jax.numpy as jnp, numpy as np, os, tempfile
-    >>> tree = {'dense_0': {'kernel': jnp.ones((2, 3), jnp.bfloat16)}, 'step': np.int32(7)}
+    >>> tree = {'dense': {'kernel': jnp.ones((2, 3), jnp.bfloat16)}, 'step': np.int32(7)}
     >>> path = fnnet.save_checkpoint(os.path.join(tempfile.mkdtemp(), 'model.ckpt'), tree)
     >>> [(leaf['path'], leaf['shape'], leaf['dtype']) for leaf in fnnet.checkpoint_manifest(path)['leaves']]
-    [('dense_0/kernel', [2, 3], 'bfloat16'), ('step', [], 'int32')]
+    [('dense/kernel', [2, 3], 'bfloat16'), ('step', [], 'int32')]
     """
     path = Path(os.fspath(path))
     found = []
     structure = _encode(tree, (), found)
     arrays, entries, seen = [], [], {}
-    for i, (parts, value) in enumerate(found):
-        leaf_path = "/".join(parts)
+    for i, (keys, value) in enumerate(found):
+        leaf_path = keypath_str(keys)
         if leaf_path in seen:
             raise ValueError(f"two leaves share the path {leaf_path!r} (leaves {seen[leaf_path]} and {i}); "
                              "a dict key containing '/' or keys 1 and '1' side by side make paths ambiguous")

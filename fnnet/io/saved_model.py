@@ -7,26 +7,26 @@ A model directory holds two files:
   ``metadata`` (a vocabulary, preprocessing settings);
 - ``weights.ckpt``: ``{'params': ..., 'state': ...}`` as an :mod:`fnnet.io.checkpoint` file.
 
-The directory is written whole into a temporary sibling and renamed into place, so a
-reader sees the old model or the new one, never a mixture. Loading rebuilds the model
-from its spec and checks every saved array against what the spec's ``init`` would
-produce (``jax.eval_shape``, nothing computed), naming each path that differs.
+The directory is written whole into a temporary sibling and renamed into place
+(:func:`fnnet.io.atomic.write_directory`), so a reader sees the old model or the new one,
+never a mixture, and no file that fnnet did not write is ever deleted. Loading rebuilds
+the model from its spec and, when the input shape was saved, checks every saved array
+against what the spec's ``init`` would produce (:func:`fnnet.walk`, nothing computed),
+naming each path that differs.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import secrets
-import shutil
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 
-from ..core import shape_str
-from ..structure.eval_init import eval_init, tree_differences
-from .atomic import fsync_directory
+from ..core import shape_str, walk
+from ..structure.eval_init import tree_differences
+from . import atomic
 from .checkpoint import CheckpointMismatchError, load_checkpoint, save_checkpoint
 from .spec import from_spec, to_spec
 
@@ -34,6 +34,8 @@ FORMAT = "fnnet-model"
 FORMAT_VERSION = 1
 SPEC_FILE = "model.json"
 WEIGHTS_FILE = "weights.ckpt"
+# Everything save_model writes: the only entries it may ever delete from an old model directory.
+MODEL_FILES = (SPEC_FILE, WEIGHTS_FILE)
 _MAX_LISTED = 20
 
 
@@ -41,7 +43,7 @@ class SavedModelError(ValueError):
     """A model directory is missing, malformed, or its weights do not fit its architecture.
 
     ``directory`` is the model directory; ``missing``, ``extra``, ``shape_mismatch`` and
-    ``dtype_mismatch`` list the differing paths (``'params/dense_2/kernel'``) when the
+    ``dtype_mismatch`` list the differing paths (``'params/dense_1/kernel'``) when the
     weights do not fit (``(path, saved, expected)`` for the mismatches).
     """
 
@@ -88,17 +90,22 @@ def _check_against(directory, input_shape, expected, actual):
 
 
 def _expected_tree(model, input_shape, with_state: bool):
-    _, params, state = eval_init(model, input_shape)
-    return {"params": params, "state": state if with_state else None}
+    # The one walker runs init under jax.eval_shape: shapes and dtypes, no weights computed.
+    root = walk(model, input_shape)
+    return {"params": root.params, "state": root.state if with_state else None}
 
 
 # ------------------------------------------------------------------------ JSON parts
 
 def _shape_to_json(shape):
+    if shape is None:
+        return None
     return [_shape_to_json(d) if isinstance(d, (tuple, list)) else int(d) for d in shape]
 
 
 def _shape_from_json(shape):
+    if shape is None:
+        return None
     return tuple(_shape_from_json(d) if isinstance(d, list) else d for d in shape)
 
 
@@ -106,7 +113,7 @@ def _read_description(directory: Path) -> dict:
     path = directory / SPEC_FILE
     if not path.is_file():
         if not directory.exists():
-            aside = sorted(directory.parent.glob(f".{directory.name}.*.old"))
+            aside = atomic.set_aside_copies(directory)
             hint = (f"; an interrupted save_model left the previous version at {aside[-1]}, rename it back"
                     if aside else "")
             raise SavedModelError(directory, f"no such model directory{hint}")
@@ -127,40 +134,33 @@ def _read_description(directory: Path) -> dict:
 # ------------------------------------------------------------------------ writing
 
 def _write_json(path: Path, value) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(value, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
+    text = json.dumps(value, indent=1).encode("utf-8")
+    atomic.atomic_write(path, lambda f: f.write(text))
 
 
-def _is_replaceable(directory: Path) -> bool:
-    return directory.is_dir() and ((directory / SPEC_FILE).is_file() or not any(directory.iterdir()))
+def _foreign_entries(directory: Path) -> list:
+    """What in an existing ``directory`` save_model did not write (and so must never delete)."""
+    if not directory.is_dir():
+        return [directory.name]
+    entries = sorted(p.name for p in directory.iterdir())
+    if entries and SPEC_FILE not in entries:  # not a model directory at all
+        return entries
+    return [name for name in entries if name not in MODEL_FILES]
 
 
-def _move_into_place(temp: Path, directory: Path) -> None:
-    """Rename ``temp`` to ``directory``; an old model there is renamed aside first, then deleted."""
-    if not directory.exists():
-        os.rename(temp, directory)
-        return
-    aside = directory.parent / f".{directory.name}.{secrets.token_hex(6)}.old"
-    os.rename(directory, aside)
-    try:
-        os.rename(temp, directory)
-    except BaseException:
-        os.rename(aside, directory)
-        raise
-    shutil.rmtree(aside, ignore_errors=True)
-
-
-def save_model(directory, model, params, state=None, *, input_shape, metadata=None) -> Path:
+def save_model(directory, model, params, state=None, *, input_shape=None, metadata=None) -> Path:
     """Save a whole model (architecture, params, optional state) to ``directory``, atomically.
 
-    ``input_shape`` is the shape ``init`` was called with (``(-1, 78)``); it lets
-    :func:`load_model` check the weights. ``metadata`` is any JSON-serialisable dict
-    (read it back with :func:`load_model_metadata`). The params are checked against the
-    architecture before anything is written, and an existing model directory is
-    replaced only once the new one is complete. A directory that exists and is not an
-    fnnet model (nor empty) is never replaced.
+    ``input_shape`` is the shape ``init`` was called with (``(-1, 78)``). Given, the params
+    (and state) are checked against what the architecture's ``init`` makes before
+    anything is written, and :func:`load_model` checks the weights again; without it the
+    weights are stored and loaded as they are. ``metadata`` is any JSON-serialisable dict
+    (read it back with :func:`load_model_metadata`).
+
+    The directory is written whole beside its place and renamed into it, so an existing
+    model is replaced only once the new one is complete. Files are never lost: a
+    directory holding anything but an fnnet model's two files (``model.json``,
+    ``weights.ckpt``) is refused, and only those two are deleted from the old model.
 
     >>> import fnnet, jax, os, tempfile
     >>> model = fnnet.serial(fnnet.Dense(4), fnnet.Relu, fnnet.Dense(1))
@@ -171,10 +171,11 @@ def save_model(directory, model, params, state=None, *, input_shape, metadata=No
     ['model.json', 'weights.ckpt']
     """
     directory = Path(os.fspath(directory))
-    input_shape = tuple(input_shape)
+    input_shape = None if input_shape is None else tuple(input_shape)
     spec = to_spec(model)
-    _check_against(directory, input_shape, _expected_tree(model, input_shape, state is not None),
-                   {"params": params, "state": state})
+    if input_shape is not None:
+        _check_against(directory, input_shape, _expected_tree(model, input_shape, state is not None),
+                       {"params": params, "state": state})
     if metadata is not None and not isinstance(metadata, dict):
         raise TypeError(f"metadata must be a dict, got {type(metadata).__name__}")
     description = {"format": FORMAT, "format_version": FORMAT_VERSION, "spec": spec,
@@ -184,51 +185,50 @@ def save_model(directory, model, params, state=None, *, input_shape, metadata=No
         json.dumps(description)
     except (TypeError, ValueError) as e:
         raise TypeError(f"metadata for {directory} is not JSON-serialisable: {e}") from e
-    if directory.exists() and not _is_replaceable(directory):
-        raise SavedModelError(directory, f"exists and is not an fnnet model directory (no {SPEC_FILE}); "
-                                         "refusing to replace it")
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    temp = directory.parent / f".{directory.name}.{secrets.token_hex(6)}.tmp"
-    temp.mkdir()
-    try:
-        save_checkpoint(temp / WEIGHTS_FILE, {"params": params, "state": state})
-        _write_json(temp / SPEC_FILE, description)
-        fsync_directory(temp)
-        _move_into_place(temp, directory)
-    except BaseException:
-        shutil.rmtree(temp, ignore_errors=True)
-        raise
-    fsync_directory(directory.parent)
-    return directory
+    if directory.exists():
+        foreign = _foreign_entries(directory)
+        if foreign:
+            what = (f"holds files that save_model did not write ({', '.join(foreign[:_MAX_LISTED])})"
+                    if (directory / SPEC_FILE).is_file() else f"is not an fnnet model directory (no {SPEC_FILE})")
+            raise SavedModelError(directory, f"exists and {what}; refusing to replace it")
+
+    def fill(folder: Path) -> None:
+        save_checkpoint(folder / WEIGHTS_FILE, {"params": params, "state": state})
+        _write_json(folder / SPEC_FILE, description)
+
+    return atomic.write_directory(directory, fill, MODEL_FILES)
 
 
 def load_model(directory):
     """Load a model saved by :func:`save_model`: ``(model, params, state)``.
 
-    The model is rebuilt from its spec (user layers must be registered first); every
-    saved array is checked against what the spec's ``init`` would produce for the saved
-    input shape, and a :class:`SavedModelError` lists each path whose presence, shape or
-    dtype differs. ``state`` is None when none was saved.
+    The model is rebuilt from its spec (user layers must be registered first). When the
+    input shape was saved, every saved array is checked against what the spec's
+    ``init`` would produce for it, and a :class:`SavedModelError` lists each path whose
+    presence, shape or dtype differs. ``state`` is None when none was saved.
 
     >>> import fnnet, jax, jax.numpy as jnp, os, tempfile
     >>> model = fnnet.serial(fnnet.Dense(4), fnnet.BatchNorm(), fnnet.Dense(1))
-    >>> _, params, state = fnnet.init_with_state(model, jax.random.PRNGKey(0), (-1, 3))
+    >>> _, params, state = model.init_with_state(jax.random.PRNGKey(0), (-1, 3))
     >>> folder = fnnet.save_model(os.path.join(tempfile.mkdtemp(), 'm'), model, params, state, input_shape=(-1, 3))
     >>> loaded, params2, state2 = fnnet.load_model(folder)
     >>> x = jnp.ones((2, 3))
-    >>> bool(jnp.array_equal(model.apply(params, x, state=state)[0], loaded.apply(params2, x, state=state2)[0]))
+    >>> bool(jnp.array_equal(model.apply_with_state(params, state, x)[0], loaded.apply_with_state(params2, state2, x)[0]))
     True
     """
     directory = Path(os.fspath(directory))
     description = _read_description(directory)
     model = from_spec(description["spec"])
-    input_shape = _shape_from_json(description["input_shape"])
-    like = _expected_tree(model, input_shape, bool(description.get("has_state")))
-    try:
-        tree = load_checkpoint(directory / WEIGHTS_FILE, like=like)
-    except CheckpointMismatchError as e:
-        raise _mismatch_error(directory, input_shape, e.missing, e.extra, e.shape_mismatch,
-                              e.dtype_mismatch) from e
+    input_shape = _shape_from_json(description.get("input_shape"))
+    if input_shape is None:  # saved without an input shape: nothing to check the weights against
+        tree = load_checkpoint(directory / WEIGHTS_FILE)
+    else:
+        like = _expected_tree(model, input_shape, bool(description.get("has_state")))
+        try:
+            tree = load_checkpoint(directory / WEIGHTS_FILE, like=like)
+        except CheckpointMismatchError as e:
+            raise _mismatch_error(directory, input_shape, e.missing, e.extra, e.shape_mismatch,
+                                  e.dtype_mismatch) from e
     params, state = jax.tree_util.tree_map(jnp.asarray, (tree["params"], tree["state"]))
     return model, params, state
 
@@ -246,8 +246,8 @@ def load_model_metadata(directory) -> dict:
     return _read_description(Path(os.fspath(directory))).get("metadata", {})
 
 
-def saved_input_shape(directory) -> tuple:
-    """The input shape a saved model was initialised with (``(-1, 78)``).
+def saved_input_shape(directory):
+    """The input shape a saved model was initialised with (``(-1, 78)``; None if none was saved).
 
     >>> import fnnet, jax, os, tempfile
     >>> _, params = fnnet.Dense(1).init(jax.random.PRNGKey(0), (-1, 2))
@@ -255,4 +255,4 @@ def saved_input_shape(directory) -> tuple:
     >>> fnnet.saved_input_shape(folder)
     (-1, 2)
     """
-    return _shape_from_json(_read_description(Path(os.fspath(directory)))["input_shape"])
+    return _shape_from_json(_read_description(Path(os.fspath(directory))).get("input_shape"))

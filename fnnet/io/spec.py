@@ -11,7 +11,8 @@ strings, booleans, ``None`` and lists are themselves; every other value is a one
 object that says what it is, so nothing is guessed when decoding:
 
 - ``{"tuple": [...]}`` and ``{"dict": {...}}`` (tuples stay tuples),
-- ``{"layer": {...}}`` for a layer argument (``serial``'s children),
+- ``{"layer": {...}}`` for a layer argument (``serial``'s children), written from the
+  node that :func:`fnnet.walk` gives for that child,
 - ``{"activation": "relu"}`` / ``{"initializer": "zeros"}`` for a callable found by
   identity in ``fnnet.ACTIVATIONS`` / ``fnnet.INITIALIZERS``; ``{"function": "jax.nn.leaky_relu"}``
   for a library function in ``fnnet.layers.activations.FUNCTIONS``.
@@ -27,7 +28,7 @@ import numbers
 
 import numpy as np
 
-from ..core import LAYER_REGISTRY, SINGLETONS, Layer, registered
+from ..core import LAYER_REGISTRY, SINGLETONS, Layer, registered, walk
 from ..initializers import INITIALIZERS
 from ..layers.activations import ACTIVATIONS, FUNCTIONS
 
@@ -77,8 +78,8 @@ def _describe(value) -> str:
 
 # ------------------------------------------------------------------------------ encode
 
-def _encode(value, path: str, ctor_name: str, argument: int | str):
-    """One constructor argument as JSON values; ``argument`` names it in errors."""
+def _encode(value, node, path: str, ctor_name: str, argument: int | str):
+    """One constructor argument of ``node``'s layer as JSON values; ``argument`` names it in errors."""
     if value is None or isinstance(value, (bool, str)):
         return value
     if isinstance(value, np.bool_):
@@ -88,19 +89,24 @@ def _encode(value, path: str, ctor_name: str, argument: int | str):
     if isinstance(value, numbers.Real):
         return float(value)
     if isinstance(value, Layer):
-        return {"layer": _layer_node(value, _child_path(path, ctor_name, argument))}
+        # The argument as the walk met it (a combinator may keep it deeper down, as Residual
+        # does inside its parallel); one it keeps no node for (a template it copies) gets a
+        # structure-only walk of its own.
+        found = _find_node(node, value)
+        return {"layer": _layer_node(found if found is not None else walk(value),
+                                     _child_path(path, ctor_name, argument))}
     if isinstance(value, tuple) and len(value) == 2 and all(callable(f) and not _is_named(f) for f in value):
         raise SpecError(_child_path(path, ctor_name, argument),
                         "a raw stax (init, apply) pair has no spec; rebuild it from fnnet layers or "
                         "wrap it in a constructor decorated with fnnet.registered('Name')")
     if isinstance(value, tuple):
-        return {"tuple": [_encode(v, path, ctor_name, argument) for v in value]}
+        return {"tuple": [_encode(v, node, path, ctor_name, argument) for v in value]}
     if isinstance(value, list):
-        return [_encode(v, path, ctor_name, argument) for v in value]
+        return [_encode(v, node, path, ctor_name, argument) for v in value]
     if isinstance(value, dict):
         if not all(isinstance(k, str) for k in value):
             raise SpecError(path, f"{_arg_label(ctor_name, argument)} is a dict with non-string keys")
-        return {"dict": {k: _encode(v, path, ctor_name, argument) for k, v in value.items()}}
+        return {"dict": {k: _encode(v, node, path, ctor_name, argument) for k, v in value.items()}}
     if callable(value):
         for tag, table in _NAMED_CALLABLES:
             name = _callable_name(value, table)
@@ -113,27 +119,46 @@ def _encode(value, path: str, ctor_name: str, argument: int | str):
                           "(specs hold numbers, strings, tuples, lists, dicts, layers and named functions)")
 
 
-def _layer_node(layer, path: str) -> dict:
-    spec = getattr(layer, "spec", None)
-    name = getattr(layer, "name", type(layer).__name__)
-    if spec is None:
-        raise SpecError(path, f"layer {name} has no spec: it was built by as_layer, leaf or make_layer, "
-                              "not by a registered constructor; decorate its constructor with "
-                              "fnnet.registered('Name') to make it serialisable")
-    ctor_name, args, kwargs = spec
-    if ctor_name not in LAYER_REGISTRY and SINGLETONS.get(ctor_name) is not layer:
-        raise SpecError(path, f"layer {name} records constructor {ctor_name!r}, which is not registered; "
-                              "decorate it with fnnet.registered(...)")
+def _find_node(node, layer):
+    """The nearest node below ``node`` (breadth first) whose layer is ``layer``, or None."""
+    level = list(node.children)
+    while level:
+        match = next((n for n in level if n.layer is layer), None)
+        if match is not None:
+            return match
+        level = [c for n in level for c in n.children]
+    return None
+
+
+def _layer_node(node, path: str) -> dict:
+    """The JSON form of the layer at ``node`` (a :class:`fnnet.Node` of the walk), at ``path``.
+
+    Only the layer's own spec is written: children that are arguments of its constructor
+    are written where they appear in it; the others are its constructor's business.
+    """
+    layer = node.layer
+    if layer.spec is None:
+        raise SpecError(path, f"layer {layer.description} has no spec: it was built by fnnet.layer, a Layer(...) "
+                              "call or a raw stax pair, not by a registered constructor; decorate its "
+                              "constructor with fnnet.registered('Name') to make it serialisable")
+    ctor_name, args, kwargs = layer.spec
+    if ctor_name not in LAYER_REGISTRY and ctor_name not in SINGLETONS:
+        raise SpecError(path, f"layer {layer.description} records constructor {ctor_name!r}, which is not "
+                              "registered; decorate it with fnnet.registered(...)")
     return {"class": ctor_name,
-            "args": [_encode(a, path, ctor_name, i) for i, a in enumerate(args)],
-            "kwargs": {k: _encode(v, path, ctor_name, k) for k, v in kwargs.items()}}
+            "args": [_encode(a, node, path, ctor_name, i) for i, a in enumerate(args)],
+            "kwargs": {k: _encode(v, node, path, ctor_name, k) for k, v in kwargs.items()}}
 
 
 def to_spec(model) -> dict:
     """The architecture of ``model`` as a JSON-serialisable dict; :func:`from_spec` rebuilds it.
 
-    Raises :class:`SpecError` naming the layer's path (``serial[2]``) when a layer was
-    not built by a registered constructor or holds an unnamed function.
+    The model is read through :func:`fnnet.walk` (its structure only: no input shape is
+    needed). Each layer is written as its constructor call (``layer.spec``), nested for
+    combinators; ready-made layers (``fnnet.Relu``) by their name; explicit names are
+    kept (``{'name': 'encoder'}`` among the keyword arguments). Raises
+    :class:`SpecError` naming the layer's path (``serial[2]``) when a layer was not built
+    by a registered constructor or holds an unnamed function.
 
     >>> import fnnet, json
     >>> spec = fnnet.to_spec(fnnet.serial(fnnet.Dense(4, activation='relu'), fnnet.Dropout(0.1)))
@@ -141,8 +166,10 @@ def to_spec(model) -> dict:
     {"layer": {"class": "Dense", "args": [4], "kwargs": {"activation": "relu"}}}
     >>> fnnet.to_spec(fnnet.Relu)
     {'class': 'Relu', 'args': [], 'kwargs': {}}
+    >>> fnnet.to_spec(fnnet.Dense(2, name='encoder'))['kwargs']
+    {'name': 'encoder'}
     """
-    return _layer_node(model, "model")
+    return _layer_node(walk(model), "model")
 
 
 # ------------------------------------------------------------------------------ decode
@@ -185,9 +212,9 @@ def _build(node, path: str):
         except (ValueError, TypeError) as e:
             raise SpecError(path, f"{name}(...) failed: {e}") from e
     if name in SINGLETONS:
-        if args or kwargs:
-            raise SpecError(path, f"{name} is a ready-made layer and takes no arguments")
-        return SINGLETONS[name]
+        if args or set(kwargs) - {"name"}:
+            raise SpecError(path, f"{name} is a ready-made layer and takes no arguments (but name=)")
+        return SINGLETONS[name] if "name" not in kwargs else SINGLETONS[name].with_name(kwargs["name"])
     raise SpecError(path, f"unknown layer {name!r}; register its constructor with fnnet.registered({name!r}) "
                           "before calling from_spec")
 
@@ -196,6 +223,7 @@ def from_spec(spec):
     """Build the model that :func:`to_spec` described; ``spec`` is a dict or its JSON text.
 
     User layers must be registered (``@fnnet.registered("Name")``) before this is called.
+    Explicit names come back, so the rebuilt model's params have the same keys.
 
     >>> import fnnet, jax, jax.numpy as jnp
     >>> model = fnnet.serial(fnnet.Dense(3, W_init='he_normal'), fnnet.Relu, fnnet.Reshape((3, 1)))

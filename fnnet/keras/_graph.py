@@ -16,16 +16,24 @@ import re
 from typing import NamedTuple
 
 from ..combinators import FanOut, Identity, parallel, serial
-from ._layers import GLOBAL_POOLS, convert_layer
+from ..core import is_empty
+from ._layers import GLOBAL_POOLS, convert_layer, fnnet_name
 from ._reading import (MERGE_CLASSES, MODEL_CLASSES, RECURRENT_CLASSES, Converted, KerasImportError, WeightsGroup,
                        entry_name, keras_layer, layer_groups, shape_tuple)
 
-def combine(combinator, items) -> Converted:
-    """``combinator(*layers)`` with the params and state dicts that combinators key ``dense_0``, ..."""
-    keys = [f"{item.layer.key}_{i}" for i, item in enumerate(items)]
-    state = {key: item.state for key, item in zip(keys, items) if item.state is not None}
-    return Converted(combinator(*[item.layer for item in items]),
-                     {key: item.params for key, item in zip(keys, items)}, state or None)
+
+def combine(combinator, items, name: str | None = None) -> Converted:
+    """``combinator(*layers)`` with its params and state dicts, keyed as the combinator keys them.
+
+    The layers carry Keras's names (``dense``, ``dense_1``), so the keys are those names;
+    layers without params (or state) get no entry, as in the combinator's own ``init``.
+    """
+    layers = [item.layer for item in items]
+    built = combinator(*layers) if name is None else combinator(*layers, name=name)
+    keys = [key for key, _ in built.children]
+    params = {key: item.params for key, item in zip(keys, items) if not is_empty(item.params)}
+    state = {key: item.state for key, item in zip(keys, items) if not is_empty(item.state)}
+    return Converted(built, params, state or None)
 
 
 def _one_layer(items) -> Converted:
@@ -37,7 +45,8 @@ def _one_layer(items) -> Converted:
 def _entry_chain(entry, weights: WeightsGroup) -> list:
     """The converted layers for one config entry: one layer, or a nested model's chain."""
     if entry["class_name"] in MODEL_CLASSES:
-        return model_chain(entry, weights)[0]
+        # A nested model keeps its own namespace, as in Keras: serial(..., name='head').
+        return [combine(serial, model_chain(entry, weights)[0], name=fnnet_name(entry_name(entry)))]
     return [convert_layer(keras_layer(entry, weights))]
 
 

@@ -7,6 +7,7 @@ for training from scratch (initializers, regularizers, constraints) are ignored.
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import jax.numpy as jnp
@@ -273,10 +274,23 @@ _CONVERTERS = {
 SUPPORTED_LAYERS = tuple(sorted(["InputLayer", *_CONVERTERS, *MODEL_CLASSES]))
 
 
+def fnnet_name(keras_name: str) -> str:
+    """Keras's layer name as an fnnet name: the same where fnnet allows it (``dense_1``, ``lstm``).
+
+    Keras allows a few more characters (spaces, a leading digit); those become ``_``.
+    """
+    name = re.sub(r"[^\w.-]", "_", keras_name or "layer")
+    return name if re.match(r"[A-Za-z_]", name) else f"_{name}"
+
+
 def convert_layer(k: KerasLayer) -> Converted:
-    """The fnnet layer, params and state for one Keras layer record."""
+    """The fnnet layer, params and state for one Keras layer record.
+
+    The layer takes the Keras layer's name, so its params key in the model is that name.
+    """
     converter = _CONVERTERS.get(k.class_name)
     if converter is None:
         raise k.error(f"layer class {k.class_name} is not supported by fnnet.from_keras; supported: "
                       f"{', '.join(SUPPORTED_LAYERS)}")
-    return converter(k)
+    converted = converter(k)
+    return converted._replace(layer=converted.layer.with_name(fnnet_name(k.name)))

@@ -25,12 +25,38 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..combinators import serial
-from ..structure.eval_init import eval_init, tree_differences
+from ..core import walk
+from ..structure.eval_init import tree_differences
 from ._graph import NO_MASK, combine, model_chain, model_mask
 from ._reading import KerasImportError, WeightsGroup, import_h5py
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.weights.h5"
+
+
+class KerasImport(tuple):
+    """What :func:`from_keras` returns: ``(model, params, state)``, plus the input shape Keras recorded.
+
+    It unpacks as the 3-tuple (``model, params, state = fnnet.from_keras(...)``); keep
+    the result to read ``input_shape`` (``(-1, 78)``, ``-1`` for unknown sizes), the shape
+    :func:`fnnet.save_model` and :func:`fnnet.to_keras` take. (fnnet layers are
+    immutable values, so the shape cannot ride on the model.)
+    """
+
+    def __new__(cls, model, params, state, input_shape):
+        result = super().__new__(cls, (model, params, state))
+        result.input_shape = input_shape
+        return result
+
+    def __getnewargs__(self):  # copy and pickle keep the input shape
+        return (*self, self.input_shape)
+
+    model = property(lambda self: self[0], doc="The fnnet model.")
+    params = property(lambda self: self[1], doc="Its params, keyed by the Keras layer names.")
+    state = property(lambda self: self[2], doc="BatchNormalization's moving statistics, or None.")
+
+    def __repr__(self):
+        return f"KerasImport(model={self[0]!r}, input_shape={self.input_shape!r})"
 
 
 def _convert(model_entry, weights: WeightsGroup):
@@ -41,15 +67,14 @@ def _convert(model_entry, weights: WeightsGroup):
                                "call it on data) and save it again")
     converted = combine(serial, chain)
     params, state = jax.tree_util.tree_map(jnp.asarray, (converted.params, converted.state))
-    _, want_params, want_state = eval_init(converted.layer, input_shape)
-    for what, want, have in (("params", want_params, params), ("state", want_state, state)):
+    # What init would make, by the one walker (abstract shapes, nothing computed).
+    root = walk(converted.layer, input_shape)
+    for what, want, have in (("params", root.params, params), ("state", root.state, state)):
         missing, extra, shapes, dtypes = tree_differences(want, have)
         if missing or extra or shapes or dtypes:
             raise KerasImportError(f"the imported {what} do not fit the fnnet model (missing {missing}, extra "
                                    f"{extra}, shape (Keras vs fnnet) {shapes}, dtype {dtypes}); please report this")
-    model = converted.layer
-    model.input_shape = input_shape
-    return model, params, state
+    return KerasImport(converted.layer, params, state, input_shape)
 
 
 def _from_file(path: Path):
@@ -106,11 +131,14 @@ def from_keras(model_or_path):
     path to a ``.keras`` file saved by Keras 3. The file is read with ``h5py`` only, so
     Keras need not be installed for it (``pip install 'fnnet[keras]'`` brings h5py).
 
-    The params are fnnet's dicts (``params['dense_0']['kernel']``); BatchNormalization's
-    moving statistics are the ``state`` (None without BatchNormalization). Run the model
-    as Keras's ``predict`` does with ``model.apply(params, x, state=state)`` (returns
-    ``(y, state)``); the input shape Keras recorded, ``-1`` for unknown sizes, is
-    ``model.input_shape``, as :func:`fnnet.save_model` wants it.
+    Every fnnet layer is named as its Keras layer (``Dense(4, name='dense_1')``), so the
+    params are keyed by Keras's layer names (``params['dense_1']['kernel']``; a nested
+    Keras model is a nested ``serial`` under its name); BatchNormalization's moving
+    statistics are the ``state`` (None without BatchNormalization). Run the model as
+    Keras's ``predict`` does with ``model.apply_with_state(params, state, x)`` (returns
+    ``(y, state)``). The result unpacks as ``(model, params, state)`` and is a
+    :class:`KerasImport`: its ``input_shape`` is the input shape Keras recorded (``-1``
+    for unknown sizes), as :func:`fnnet.save_model` and :func:`fnnet.to_keras` take it.
 
     A functional model must have one input and one output; branches that fork at one
     tensor and join at a ``Concatenate`` or ``Add`` become ``FanOut``/``parallel``/
@@ -123,9 +151,10 @@ def from_keras(model_or_path):
     >>> import fnnet, numpy as np
     >>> km = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, activation='relu'),
     ...                        keras.layers.Dense(1)])
-    >>> model, params, state = fnnet.from_keras(km)
-    >>> sorted(params), model.input_shape, state
-    (['dense_0', 'dense_1'], (-1, 3), None)
+    >>> imported = fnnet.from_keras(km)
+    >>> model, params, state = imported
+    >>> sorted(params) == sorted(layer.name for layer in km.layers), imported.input_shape, state
+    (True, (-1, 3), None)
     >>> x = np.random.default_rng(0).normal(size=(5, 3)).astype('float32')
     >>> bool(np.allclose(model.apply(params, x), km(x), atol=1e-5))
     True

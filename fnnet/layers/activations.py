@@ -9,7 +9,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from ..core import leaf, registered, singleton
+from ..core import layer, registered, singleton
 
 
 def _exact_gelu(x):
@@ -72,11 +72,6 @@ def get_activation(activation) -> Callable:
         raise ValueError(f"unknown activation {activation!r}; known names: {', '.join(sorted(ACTIVATIONS))}") from None
 
 
-def _fun_name(fun) -> str:
-    name = getattr(fun, "__name__", None) or getattr(getattr(fun, "func", None), "__name__", "fn")
-    return name
-
-
 @registered("elementwise")
 def elementwise(fun, **fun_kwargs):
     """A layer applying ``fun(x, **fun_kwargs)`` (stax's ``elementwise``).
@@ -87,11 +82,11 @@ def elementwise(fun, **fun_kwargs):
     [9.0]
     """
     fn = functools.partial(fun, **fun_kwargs) if fun_kwargs else fun
-    return leaf(f"elementwise({_fun_name(fun)})", lambda params, x, ctx: fn(x), key=_fun_name(fun))
+    return layer("elementwise", lambda params, x: fn(x))
 
 
 @registered("Lambda")
-def Lambda(fun, name=None):
+def Lambda(fun):
     """Keras's ``Lambda``: a parameterless layer computing ``fun(x)``; its output shape is inferred.
 
     >>> import fnnet, jax
@@ -99,8 +94,7 @@ def Lambda(fun, name=None):
     >>> first.init(jax.random.PRNGKey(0), (-1, 5))[0]
     (-1,)
     """
-    label = name or _fun_name(fun)
-    return leaf(f"Lambda({label})", lambda params, x, ctx: fun(x), key="lambda")
+    return layer("Lambda", lambda params, x: fun(x))
 
 
 @registered("Activation")
@@ -112,13 +106,12 @@ def Activation(activation):
     [[0.25, 0.25, 0.25, 0.25]]
     """
     fn = get_activation(activation)
-    label = activation if isinstance(activation, str) else _fun_name(activation)
-    return leaf(f"Activation({label})", lambda params, x, ctx: fn(x), key="activation")
+    return layer("Activation", lambda params, x: fn(x))
 
 
 def _stax_singleton(name, fun, **kwargs):
     fn = functools.partial(fun, **kwargs) if kwargs else fun
-    return singleton(leaf(name, lambda params, x, ctx: fn(x)), name)
+    return singleton(layer(name, lambda params, x: fn(x)), name)
 
 
 Tanh = _stax_singleton("Tanh", jnp.tanh)

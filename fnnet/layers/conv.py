@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from ..core import leaf, registered
+from ..core import layer, registered
 from ..initializers import get_initializer
 from .activations import get_activation
 
@@ -41,7 +41,7 @@ def _conv_layer(name, dimension_numbers, out_chan, filter_shape, strides, paddin
             params["bias"] = b_init(k2, (out_chan,), jnp.float32)
         return params
 
-    def forward(params, x, ctx):
+    def apply(params, x):
         kernel = params["kernel"]
         if transpose:
             y = lax.conv_transpose(x, kernel, strides, padding, dimension_numbers=dimension_numbers)
@@ -52,7 +52,7 @@ def _conv_layer(name, dimension_numbers, out_chan, filter_shape, strides, paddin
             y = y + params["bias"].reshape([out_chan if c == "C" else 1 for c in out_spec])
         return act(y)
 
-    return leaf(f"{name}({out_chan}, {filter_shape})", forward, init_params, key=name.lower())
+    return layer(name, apply, init_params)
 
 
 @registered("GeneralConv")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ..core import expect_last_dim, leaf, registered
+from ..core import expect_last_dim, layer, registered
 from ..initializers import get_initializer
 from .activations import get_activation
 
@@ -35,11 +35,11 @@ def Dense(units, W_init="glorot_uniform", b_init="zeros", *, activation=None, us
             params["bias"] = b_init(k2, (units,), jnp.float32)
         return params
 
-    def forward(params, x, ctx):
+    def apply(params, x):
         expect_last_dim(x, params["kernel"].shape[0])
         y = jnp.dot(x, params["kernel"])
         if use_bias:
             y = y + params["bias"]
         return act(y)
 
-    return leaf(f"Dense({units})", forward, init_params)
+    return layer("Dense", apply, init_params)

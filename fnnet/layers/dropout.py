@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ..core import leaf, registered
+from ..core import layer, registered
 
 
 @registered("Dropout")
@@ -28,12 +28,12 @@ def Dropout(rate):
     if not 0.0 <= rate < 1.0:
         raise ValueError(f"Dropout rate must be in [0, 1), got {rate} (it is the fraction dropped)")
 
-    def forward(params, x, ctx):
-        if not ctx.train or rate == 0.0:
+    def apply(params, x, *, train, rng):
+        if not train or rate == 0.0:
             return x
-        if ctx.rng is None:
+        if rng is None:
             raise ValueError("train=True needs an rng: call apply(params, x, train=True, rng=key)")
-        keep = jax.random.bernoulli(ctx.rng, 1.0 - rate, jnp.shape(x))
+        keep = jax.random.bernoulli(rng, 1.0 - rate, jnp.shape(x))
         return jnp.where(keep, x / (1.0 - rate), jnp.zeros_like(x))
 
-    return leaf(f"Dropout({rate})", forward)
+    return layer("Dropout", apply)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from ..core import leaf, registered
+from ..core import layer, registered
 from ..initializers import get_initializer
 
 
@@ -31,7 +31,7 @@ def Embedding(input_dim, output_dim, embeddings_init="uniform", *, mask_zero=Fal
     >>> shape, params['embeddings'].shape
     ((-1, 5, 8), (1000, 8))
     >>> ids = jnp.array([[4, 7, 0, 0, 0]])
-    >>> vectors, _, mask = fnnet.call_layer(emb, params, None, ids, fnnet.Context())
+    >>> vectors, _, mask = emb.call(params, None, ids)
     >>> vectors.shape, mask.tolist()
     ((1, 5, 8), [[True, True, False, False, False]])
     """
@@ -40,15 +40,14 @@ def Embedding(input_dim, output_dim, embeddings_init="uniform", *, mask_zero=Fal
     def init_params(rng, input_shape):
         return {"embeddings": init(rng, (input_dim, output_dim), jnp.float32)}
 
-    def forward(params, ids, ctx):
+    def apply(params, ids):
         ids = jnp.asarray(ids)
         if not jnp.issubdtype(ids.dtype, jnp.integer):
             # Keras casts float ids too; doing the same keeps float-typed pipelines working.
             ids = ids.astype(jnp.int32)
         return jnp.take(params["embeddings"], ids, axis=0)
 
-    def padding_mask(ids, mask, ctx):
+    def padding_mask(ids, mask):
         return jnp.asarray(ids) != 0
 
-    return leaf(f"Embedding({input_dim}, {output_dim})", forward, init_params, input_dtype=jnp.int32,
-                mask_fn=padding_mask if mask_zero else None, key="embedding")
+    return layer("Embedding", apply, init_params, compute_mask=padding_mask if mask_zero else None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from ..core import leaf, registered
+from ..core import layer, registered
 from ..initializers import get_initializer
 
 
@@ -24,16 +24,18 @@ def BatchNorm(axis=None, epsilon=1e-5, center=True, scale=True, beta_init="zeros
     images, Keras's behaviour for any rank). Params are ``{'gamma', 'beta'}`` shaped
     like the kept axes; the state ``{'mean', 'var'}`` holds running statistics.
 
-    - ``apply(params, x)`` (no ``state``): normalises with the batch's statistics,
+    - ``apply(params, x)`` (no state): normalises with the batch's statistics,
       exactly as stax's BatchNorm.
-    - ``apply(params, x, state=s, train=True)`` -> ``(y, new_state)``: batch statistics,
-      and the running ones updated with ``momentum`` (Keras's convention).
-    - ``apply(params, x, state=s)`` (``train=False``) -> ``(y, s)``: running statistics.
+    - ``apply_with_state(params, state, x, train=True)`` -> ``(y, new_state)``: batch
+      statistics, and the running ones updated with ``momentum`` (Keras's convention).
+    - ``apply_with_state(params, state, x)`` (``train=False``) -> ``(y, state)``: running
+      statistics.
 
     >>> import fnnet, jax, jax.numpy as jnp
-    >>> shape, params, state = fnnet.init_with_state(fnnet.BatchNorm(), jax.random.PRNGKey(0), (-1, 3))
+    >>> bn = fnnet.BatchNorm()
+    >>> shape, params, state = bn.init_with_state(jax.random.PRNGKey(0), (None, 3))
     >>> x = jnp.arange(12.0).reshape(4, 3)
-    >>> y, state = fnnet.BatchNorm().apply(params, x, state=state, train=True)
+    >>> y, state = bn.apply_with_state(params, state, x, train=True)
     >>> [round(float(v), 2) for v in y.mean(0)], [round(float(m), 3) for m in state['mean']]
     ([0.0, 0.0, 0.0], [0.045, 0.055, 0.065])
     """
@@ -59,16 +61,15 @@ def BatchNorm(axis=None, epsilon=1e-5, center=True, scale=True, beta_init="zeros
         shape = kept_shape(input_shape)
         return {"mean": jnp.zeros(shape, jnp.float32), "var": jnp.ones(shape, jnp.float32)}
 
-    def forward(params, x, ctx):
-        state = ctx.kwargs["state"]
+    def apply(params, state, x, *, train):
         axes = _reduction_axes(axis, x.ndim)
         expand = tuple(None if i in axes else slice(None) for i in range(x.ndim))
-        if state is None or ctx.train:
+        if state is None or train:
             mean = jnp.mean(x, axes)
             var = jnp.mean(jnp.square(x - jnp.expand_dims(mean, axes)), axes)
         else:
             mean, var = state["mean"], state["var"]
-        if state is not None and ctx.train:
+        if state is not None and train:
             state = {"mean": momentum * state["mean"] + (1 - momentum) * mean,
                      "var": momentum * state["var"] + (1 - momentum) * var}
         y = (x - mean[expand]) * jnp.reciprocal(jnp.sqrt(var[expand] + epsilon))
@@ -78,7 +79,7 @@ def BatchNorm(axis=None, epsilon=1e-5, center=True, scale=True, beta_init="zeros
             y = y + params["beta"][expand]
         return y, state
 
-    return leaf("BatchNorm", forward, init_params, init_state=init_state)
+    return layer("BatchNorm", apply, init_params, init_state=init_state, state_optional=True)
 
 
 @registered("LayerNorm")
@@ -104,7 +105,7 @@ def LayerNorm(axis=-1, epsilon=1e-3, center=True, scale=True):
             params["beta"] = jnp.zeros(shape, jnp.float32)
         return params
 
-    def forward(params, x, ctx):
+    def apply(params, x):
         norm_axes = tuple(sorted(a % x.ndim for a in axes))
         mean = jnp.mean(x, norm_axes, keepdims=True)
         var = jnp.var(x, norm_axes, keepdims=True)
@@ -118,4 +119,4 @@ def LayerNorm(axis=-1, epsilon=1e-3, center=True, scale=True):
             y = y + params["beta"].reshape(shape)
         return y
 
-    return leaf("LayerNorm", forward, init_params)
+    return layer("LayerNorm", apply, init_params)

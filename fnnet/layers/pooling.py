@@ -8,7 +8,7 @@ import math
 import jax.numpy as jnp
 from jax import lax
 
-from ..core import leaf, registered
+from ..core import layer, registered
 
 
 def _full_window(window_shape, strides, spec):
@@ -24,7 +24,7 @@ def _full_window(window_shape, strides, spec):
 def _pool(name, reducer, init_val, window_shape, strides, padding, spec, average):
     dims, steps = _full_window(window_shape, strides, spec)
 
-    def forward(params, x, ctx):
+    def apply(params, x):
         if x.ndim != len(dims):
             raise ValueError(f"expected inputs of rank {len(dims)}, got shape {tuple(x.shape)}")
         out = lax.reduce_window(x, x.dtype.type(init_val), reducer, dims, steps, padding)  # concrete: differentiable
@@ -35,7 +35,7 @@ def _pool(name, reducer, init_val, window_shape, strides, padding, spec, average
             return out / counts
         return out / float(math.prod(window_shape))
 
-    return leaf(f"{name}{tuple(window_shape)}", forward, key=name.lower())
+    return layer(name, apply)
 
 
 @registered("MaxPool")
@@ -123,16 +123,16 @@ def AveragePooling2D(pool_size=(2, 2), strides=None, padding="valid"):
 
 
 def _global(name, reduce, ndim):
-    def forward(params, x, ctx):
+    def apply(params, x, *, mask):
         if x.ndim != ndim + 2:
             raise ValueError(f"expected inputs of rank {ndim + 2}, got shape {tuple(x.shape)}")
         axes = tuple(range(1, ndim + 1))
-        if ndim == 1 and ctx.mask is not None and reduce == "mean":  # Keras: average real steps only
-            weights = ctx.mask.astype(x.dtype)[..., None]
+        if ndim == 1 and mask is not None and reduce == "mean":  # Keras: average real steps only
+            weights = mask.astype(x.dtype)[..., None]
             return jnp.sum(x * weights, 1) / jnp.maximum(jnp.sum(weights, 1), 1.0)
         return jnp.mean(x, axes) if reduce == "mean" else jnp.max(x, axes)
 
-    return leaf(name, forward, mask_fn=lambda x, mask, ctx: None)
+    return layer(name, apply, compute_mask=lambda x, mask: None)
 
 
 @registered("GlobalAveragePooling1D")

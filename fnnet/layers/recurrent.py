@@ -20,13 +20,14 @@ that took ~15% less CPU time per train step than JAX's own backward pass of the 
 
 from __future__ import annotations
 
+import functools
 from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 
-from ..core import expect_last_dim, leaf, registered
+from ..core import expect_last_dim, layer, registered
 from ..initializers import get_initializer
 from .activations import get_activation
 
@@ -254,6 +255,13 @@ def _fused_recurrence(gates, keep_outputs, zero_masked_outputs, unroll):
     return recurrence
 
 
+# Module-level and jitted on the cell (a static argument): an eager apply of a layer would
+# otherwise trace and compile the scan anew on every call; inside an outer jit it inlines.
+@functools.partial(jax.jit, static_argnames=("cell", "keep_outputs", "unroll", "zero_masked_outputs"))
+def _run_scan(weights, carry, xs, mask, *, cell, keep_outputs, unroll, zero_masked_outputs):
+    return _scan(cell, weights, carry, xs, mask, keep_outputs, unroll, zero_masked_outputs)
+
+
 def _first(mask):
     return mask[0] if isinstance(mask, (tuple, list)) else mask
 
@@ -303,12 +311,7 @@ def _recurrent_layer(name, cell: _Cell, return_sequences, return_state, go_backw
     def init_params(rng, input_shape):
         return cell.init_params(rng, _sequence_shape(input_shape)[-1])
 
-    # Jitted once per layer: an eager apply would otherwise trace and compile the scan anew
-    # on every call (its body is a fresh closure); inside an outer jit this simply inlines.
-    run = jax.jit(lambda weights, carry, xs, mask: _scan(cell, weights, carry, xs, mask, return_sequences,
-                                                          unroll, zero_output_for_mask))
-
-    def forward(params, inputs, ctx):
+    def apply(params, inputs, *, mask):
         x, initial = _split_inputs(inputs, cell.n_states)
         x = jnp.asarray(x)
         if x.ndim != 3:
@@ -316,26 +319,24 @@ def _recurrent_layer(name, cell: _Cell, return_sequences, return_state, go_backw
         expect_last_dim(x, params["kernel"].shape[0])
         dtype = jnp.result_type(x.dtype, params["kernel"].dtype)
         carry = _initial_carry(cell, initial, x.shape[0], dtype)
-        mask = _time_mask(ctx.mask, x)
+        mask = _time_mask(mask, x)
         xs = jnp.swapaxes(x, 0, 1).astype(dtype)
         if go_backwards:
             xs = xs[::-1]
             mask = None if mask is None else mask[::-1]
-        carry, ys = run(cell.prepare(params), carry, xs, mask)
+        carry, ys = _run_scan(cell.prepare(params), carry, xs, mask, cell=cell, keep_outputs=return_sequences,
+                              unroll=unroll, zero_masked_outputs=zero_output_for_mask)
         output = jnp.swapaxes(ys, 0, 1) if return_sequences else carry[0]
         return (output, *carry) if return_state else output
 
-    def out_mask(inputs, mask, ctx):
+    def out_mask(inputs, mask):
         mask = _first(mask)
         if not return_sequences or mask is None:
             return None
         mask = mask[:, ::-1] if go_backwards else mask  # outputs come in reversed time order
         return (mask,) + (None,) * cell.n_states if return_state else mask
 
-    layer = leaf(name, forward, init_params, mask_fn=out_mask)
-    # Read by Bidirectional to align the backward direction's outputs.
-    layer.return_sequences, layer.return_state, layer.go_backwards = return_sequences, return_state, go_backwards
-    return layer
+    return layer(name, apply, init_params, compute_mask=out_mask)
 
 
 @registered("LSTM")
@@ -362,7 +363,7 @@ def LSTM(units, return_sequences=False, return_state=False, go_backwards=False, 
     >>> import fnnet, jax, jax.numpy as jnp
     >>> model = fnnet.serial(fnnet.Embedding(1000, 32, mask_zero=True), fnnet.LSTM(16))
     >>> shape, params = model.init(jax.random.PRNGKey(0), (-1, 10))
-    >>> shape, params['lstm_1']['kernel'].shape
+    >>> shape, params['lstm']['kernel'].shape
     ((-1, 16), (32, 64))
     >>> ids = jnp.array([[5, 8, 2, 0, 0]])
     >>> bool(jnp.allclose(model.apply(params, ids), model.apply(params, ids[:, :3]), atol=1e-6))
@@ -370,7 +371,7 @@ def LSTM(units, return_sequences=False, return_state=False, go_backwards=False, 
     """
     cell = _lstm_cell(units, activation, recurrent_activation, use_bias, kernel_init, recurrent_init,
                       bias_init, unit_forget_bias)
-    return _recurrent_layer(f"LSTM({units})", cell, return_sequences, return_state, go_backwards, unroll,
+    return _recurrent_layer("LSTM", cell, return_sequences, return_state, go_backwards, unroll,
                             zero_output_for_mask)
 
 
@@ -394,7 +395,7 @@ def GRU(units, return_sequences=False, return_state=False, go_backwards=False, a
     """
     cell = _gru_cell(units, activation, recurrent_activation, use_bias, kernel_init, recurrent_init,
                      bias_init, reset_after)
-    return _recurrent_layer(f"GRU({units})", cell, return_sequences, return_state, go_backwards, unroll,
+    return _recurrent_layer("GRU", cell, return_sequences, return_state, go_backwards, unroll,
                             zero_output_for_mask)
 
 
@@ -415,6 +416,6 @@ def SimpleRNN(units, return_sequences=False, return_state=False, go_backwards=Fa
     ((-1, 4), (-1, 4))
     """
     cell = _simple_rnn_cell(units, activation, use_bias, kernel_init, recurrent_init, bias_init)
-    return _recurrent_layer(f"SimpleRNN({units})", cell, return_sequences, return_state, go_backwards, unroll,
+    return _recurrent_layer("SimpleRNN", cell, return_sequences, return_state, go_backwards, unroll,
                             zero_output_for_mask)
 

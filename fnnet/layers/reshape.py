@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from ..core import leaf, registered, singleton
+from ..core import layer, registered, singleton
 
 
-def _flatten(params, x, ctx):
+def _flatten(params, x):
     return jnp.reshape(x, (x.shape[0], -1))
 
 
-Flatten = singleton(leaf("Flatten", _flatten), "Flatten")
-Flatten.__doc__ = "Flatten all but the leading (batch) dimension; a ready-made layer, as in stax."
+# Flatten all but the leading (batch) dimension; a ready-made layer, as in stax.
+Flatten = singleton(layer("Flatten", _flatten), "Flatten")
 
 
 @registered("Reshape")
@@ -25,7 +25,7 @@ def Reshape(target_shape):
     """
     target = tuple(target_shape)
 
-    def forward(params, x, ctx):
+    def apply(params, x):
         return jnp.reshape(x, (x.shape[0],) + target)
 
-    return leaf(f"Reshape({target})", forward)
+    return layer("Reshape", apply)

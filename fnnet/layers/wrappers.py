@@ -8,24 +8,7 @@ import inspect
 import jax
 import jax.numpy as jnp
 
-from ..core import (LAYER_REGISTRY, Context, LayerError, _prefixed, _shape_of, as_layer, make_layer,
-                    output_shape, registered, shape_str)
-
-
-def _within(path, fn):
-    """Run ``fn``, naming ``path`` (outermost first) in any error it raises."""
-    try:
-        return fn()
-    except LayerError as e:
-        for part in reversed(path):
-            e = _prefixed(e, part)
-        raise e
-    except (ValueError, TypeError) as e:
-        raise LayerError(list(path), str(e)) from e
-
-
-def _split_rng(rng, n):
-    return [None] * n if rng is None else list(jax.random.split(rng, n))
+from ..core import LAYER_REGISTRY, Layer, as_layer, error_path, output_shape, registered, shape_str, split_rng
 
 
 # ---------------------------------------------------------------------- Bidirectional
@@ -42,15 +25,21 @@ _MERGES = {
 }
 
 
-def _backward_copy(layer):
-    """The same registered layer rebuilt with ``go_backwards`` flipped (as Keras does)."""
-    spec = getattr(layer, "spec", None)
+def _recurrent_arguments(layer):
+    """``(constructor, bound arguments)`` of a registered recurrent layer, from its spec."""
+    spec = layer.spec
     constructor = LAYER_REGISTRY.get(spec[0]) if spec else None
     if constructor is None or "go_backwards" not in inspect.signature(constructor).parameters:
         raise TypeError(f"Bidirectional needs a recurrent layer with go_backwards (LSTM, GRU, SimpleRNN), "
-                        f"or an explicit backward_layer; got {layer.name}")
-    bound = inspect.signature(constructor).bind(*spec[1], **spec[2])
+                        f"or an explicit backward_layer; got {layer.description}")
+    return constructor, inspect.signature(constructor).bind(*spec[1], **spec[2])
+
+
+def _backward_copy(layer):
+    """The same registered layer rebuilt with ``go_backwards`` flipped (as Keras does)."""
+    constructor, bound = _recurrent_arguments(layer)
     bound.arguments["go_backwards"] = not bound.arguments.get("go_backwards", False)
+    bound.arguments.pop("name", None)
     return constructor(*bound.args, **bound.kwargs)
 
 
@@ -71,32 +60,36 @@ def Bidirectional(layer, merge_mode="concat", backward_layer=None):
     >>> import fnnet, jax, jax.numpy as jnp
     >>> model = fnnet.serial(fnnet.Embedding(100, 8, mask_zero=True), fnnet.Bidirectional(fnnet.LSTM(16)))
     >>> shape, params = model.init(jax.random.PRNGKey(0), (-1, 5))
-    >>> shape, sorted(params['bidirectional_1'])
+    >>> shape, sorted(params['bidirectional'])
     ((-1, 32), ['backward', 'forward'])
     """
     if merge_mode is not None and merge_mode not in _MERGES:
         raise ValueError(f"unknown merge_mode {merge_mode!r}; expected one of {', '.join(_MERGES)} or None")
     forward = as_layer(layer)
     backward = as_layer(backward_layer) if backward_layer is not None else _backward_copy(forward)
-    realign = getattr(backward, "return_sequences", False)
-    name = f"Bidirectional({forward.name})"
+    # The backward direction's outputs come in reversed time order: put them back.
+    realign = backward.spec is not None and _recurrent_arguments(backward)[1].arguments.get("return_sequences", False)
 
-    def init_full(rng, input_shape):
+    def init_with_state(rng, input_shape):
         rng_f, rng_b = jax.random.split(rng)
-        _, params_f, state_f = _within([name, "forward"], lambda: forward._init(rng_f, input_shape))
-        _, params_b, state_b = _within([name, "backward"], lambda: backward._init(rng_b, input_shape))
+        with error_path("forward"):
+            _, params_f, state_f = forward.init_with_state(rng_f, input_shape)
+        with error_path("backward"):
+            _, params_b, state_b = backward.init_with_state(rng_b, input_shape)
         params = {"forward": params_f, "backward": params_b}
         state = None if state_f is None and state_b is None else {"forward": state_f, "backward": state_b}
-        shape = _within([name], lambda: output_shape(lambda x: call(params, state, x, Context())[0], input_shape))
+        shape = output_shape(lambda x: call(params, state, x, mask=None, rng=None)[0], input_shape)
         return shape, params, state
 
-    def call(params, state, x, ctx):
+    def call(params, state, x, *, mask, rng, **kwargs):
         state = state or {}
-        rng_f, rng_b = _split_rng(ctx.rng, 2)
-        y_f, state_f, mask_f = _within([name, "forward"], lambda: forward._call(
-            params["forward"], state.get("forward"), x, ctx._replace(rng=rng_f)))
-        y_b, state_b, _ = _within([name, "backward"], lambda: backward._call(
-            params["backward"], state.get("backward"), x, ctx._replace(rng=rng_b)))
+        rng_f, rng_b = split_rng(rng, 2)
+        with error_path("forward"):
+            y_f, state_f, mask_f = forward.call(params["forward"], state.get("forward"), x, mask=mask, rng=rng_f,
+                                                **kwargs)
+        with error_path("backward"):
+            y_b, state_b, _ = backward.call(params["backward"], state.get("backward"), x, mask=mask, rng=rng_b,
+                                            **kwargs)
         (y_f, *states_f), (y_b, *states_b) = (y if isinstance(y, tuple) else (y,) for y in (y_f, y_b))
         if realign:
             y_b = y_b[:, ::-1]
@@ -109,8 +102,7 @@ def Bidirectional(layer, merge_mode="concat", backward_layer=None):
         new_state = None if state_f is None and state_b is None else {"forward": state_f, "backward": state_b}
         return merged, new_state, out_mask
 
-    return make_layer(name, init_full, call, key="bidirectional",
-                      children=(("forward", forward), ("backward", backward)))
+    return Layer(init_with_state, call, name="Bidirectional", children=(("forward", forward), ("backward", backward)))
 
 
 # -------------------------------------------------------------------- TimeDistributed
@@ -131,32 +123,32 @@ def TimeDistributed(layer):
     ((-1, 7, 5), (16, 5))
     """
     inner = as_layer(layer)
-    name = f"TimeDistributed({inner.name})"
 
     def check_time_axis(shape, where):
         if not isinstance(shape, tuple) or len(shape) < 3:
-            raise LayerError([name], f"expected inputs of shape (batch, time, ...) with at least 3 axes, got "
+            raise ValueError(f"expected inputs of shape (batch, time, ...) with at least 3 axes, got "
                              f"{shape_str(shape)} at {where}; the layer before returns no time axis "
                              "(for a recurrent layer, set return_sequences=True)")
 
-    def init_full(rng, input_shape):
+    def init_with_state(rng, input_shape):
         check_time_axis(input_shape, "init")
         step_shape = input_shape[:1] + input_shape[2:]
-        _, params, state = _within([name], lambda: inner._init(rng, step_shape))
+        _, params, state = inner.init_with_state(rng, step_shape)
         if state is not None:
-            raise LayerError([name], f"{inner.name} keeps state (e.g. BatchNorm statistics), "
-                                     "which cannot be shared across time steps; apply it without TimeDistributed")
-        shape = _within([name], lambda: output_shape(lambda x: call(params, None, x, Context())[0], input_shape))
+            raise ValueError(f"{inner.description} keeps state (e.g. BatchNorm statistics), "
+                             "which cannot be shared across time steps; apply it without TimeDistributed")
+        shape = output_shape(lambda x: call(params, None, x, mask=None, rng=None)[0], input_shape)
         return shape, params, None
 
-    def call(params, state, x, ctx):
-        check_time_axis(_shape_of(x), "apply")
-        rngs = None if ctx.rng is None else jax.random.split(ctx.rng, x.shape[1])
+    def call(params, state, x, *, mask, rng, **kwargs):
+        check_time_axis(tuple(jnp.shape(x)), "apply")
+        rngs = None if rng is None else jax.random.split(rng, x.shape[1])
 
         def one_step(x_t, rng_t):
-            return inner._call(params, None, x_t, ctx._replace(rng=rng_t, mask=None))[0]
+            return inner.call(params, None, x_t, mask=None, rng=rng_t, **kwargs)[0]
 
-        y = _within([name], lambda: jax.vmap(one_step, in_axes=(1, 0), out_axes=1)(x, rngs))
-        return y, state, ctx.mask
+        y = jax.vmap(one_step, in_axes=(1, 0), out_axes=1)(x, rngs)
+        return y, state, mask
 
-    return make_layer(name, init_full, call, key="time_distributed", children=(("layer", inner),))
+    # The wrapped layer's params are this layer's own: its key is None.
+    return Layer(init_with_state, call, name="TimeDistributed", children=((None, inner),))

@@ -28,13 +28,14 @@ only the inputs themselves and O(N) copies of the training set scale with the da
 
 from __future__ import annotations
 
+import functools
 import operator
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..core import expect_last_dim, leaf
+from ..core import expect_last_dim, layer
 from .search import DEFAULT_BLOCK_BYTES, METRICS, plan_search, search
 
 WEIGHTS = ("uniform", "distance")
@@ -320,15 +321,16 @@ def regress(train_x, train_y, query_x, k=5, metric="euclidean", weights="uniform
 
 # ----------------------------------------------------------------------- layer style
 
-def _knn_layer(kind, key, train_x, k, metric, weights, params, predict):
-    """A leaf layer holding the (already checked) training set in its params."""
+def _knn_layer(kind, train_x, k, metric, weights, params, predict):
+    """A leaf layer holding the (already checked) training set in its params.
+
+    ``predict(params, distances, indices, k)`` turns the neighbours found into outputs.
+    """
     _check_metric(metric)
     _check_weights(weights)
     k = _check_k(k, train_x.shape[0])
     n_features = train_x.shape[1]
     params = {"train_x": jnp.asarray(train_x), **params}
-    # One compiled call when applied eagerly (inlined under an outer jit).
-    predict_first_k = jax.jit(lambda p, d, i: predict(p, d[:, :k], i[:, :k]))
 
     def init_params(rng, input_shape):
         if len(input_shape) < 1 or input_shape[-1] not in (-1, n_features):
@@ -336,16 +338,31 @@ def _knn_layer(kind, key, train_x, k, metric, weights, params, predict):
                              f"input shape {tuple(input_shape)}")
         return params
 
-    def forward(p, x, ctx):
+    def apply(p, x):
         expect_last_dim(x, n_features)
         if not _is_traced(x):
             _check_finite("inputs", x)
         rows = jnp.reshape(x, (-1, n_features))  # inputs (..., features)
         distances, indices = _nearest(p["train_x"], rows, k, metric, DEFAULT_BLOCK_BYTES)
-        out = predict_first_k(p, distances, indices)
+        out = predict(p, distances, indices, k)
         return out.reshape(jnp.shape(x)[:-1] + out.shape[1:])
 
-    return leaf(f"{kind}(k={k})", forward, init_params, key=key)
+    # The type as errors and summaries show it; the key stays the snake_case of the kind.
+    return layer(f"{kind}(k={k})", apply, init_params)
+
+
+# The layers' last steps as module-level jitted functions of arrays: an eager apply is one
+# compiled call per input shape (inlined under an outer jit); the layers themselves hold no
+# compiled programs.
+@functools.partial(jax.jit, static_argnames=("k", "weights", "n_classes"))
+def _vote_neighbors(classes, train_codes, distances, indices, *, k, weights, n_classes):
+    codes = _vote_codes(jnp, train_codes[indices[:, :k]], distances[:, :k], weights, n_classes)
+    return classes[codes]
+
+
+@functools.partial(jax.jit, static_argnames=("k", "weights"))
+def _average_neighbors(train_y, distances, indices, *, k, weights):
+    return _average(jnp, train_y[indices[:, :k]], distances[:, :k], weights)
 
 
 def KNNClassifier(train_x, train_y, k=5, metric="euclidean", weights="uniform"):
@@ -354,8 +371,8 @@ def KNNClassifier(train_x, train_y, k=5, metric="euclidean", weights="uniform"):
     ``init`` stores the training set in the params (``{'train_x', 'train_codes', 'classes'}``),
     so it is saved with checkpoints, counted by ``summary`` and can be swapped for another
     training set of the same shape; it is data, not something to train (when training the
-    rest of a model, leave it out with ``fnnet.freeze(optimizer, params, ['knn_classifier_1'])``,
-    the layer's params key). Labels must be
+    rest of a model, leave it out with ``fnnet.freeze(optimizer, params, ['knn_classifier'])``,
+    the layer's params key, or one given with ``.with_name(...)``). Labels must be
     numeric (encode strings first, or use :func:`classify`). Inputs are (..., features).
     The layer is not registered for ``to_spec``: its arguments are arrays.
 
@@ -369,7 +386,7 @@ def KNNClassifier(train_x, train_y, k=5, metric="euclidean", weights="uniform"):
     >>> features = net.apply(net_params, x)
     >>> model = fnnet.serial(net, fnnet.KNNClassifier(features, y, k=3))
     >>> _, params = model.init(jax.random.PRNGKey(1), (-1, 3))
-    >>> params['dense_0'] = net_params
+    >>> params['dense'] = net_params
     >>> predicted = jax.jit(model.apply)(params, x[:4])
     >>> predicted.tolist() == fnnet.neighbors.classify(features, y, features[:4], k=3).tolist()
     True
@@ -383,10 +400,11 @@ def KNNClassifier(train_x, train_y, k=5, metric="euclidean", weights="uniform"):
         raise ValueError(f"KNNClassifier needs numeric labels, got dtype {classes.dtype}; encode "
                          "them first (np.unique(y, return_inverse=True)) or use neighbors.classify")
 
-    def predict(p, distances, indices):
-        return p["classes"][_vote_codes(jnp, p["train_codes"][indices], distances, weights, len(classes))]
+    def predict(p, distances, indices, k):
+        return _vote_neighbors(p["classes"], p["train_codes"], distances, indices, k=k, weights=weights,
+                               n_classes=len(classes))
 
-    return _knn_layer("KNNClassifier", "knn_classifier", train_x, k, metric, weights,
+    return _knn_layer("KNNClassifier", train_x, k, metric, weights,
                       {"train_codes": jnp.asarray(codes), "classes": jnp.asarray(classes)}, predict)
 
 
@@ -405,8 +423,7 @@ def KNNRegressor(train_x, train_y, k=5, metric="euclidean", weights="uniform"):
     train_x = _as_matrix("train_x", train_x)
     targets = _float_targets(_check_targets(train_y, train_x.shape[0]))
 
-    def predict(p, distances, indices):
-        return _average(jnp, p["train_y"][indices], distances, weights)
+    def predict(p, distances, indices, k):
+        return _average_neighbors(p["train_y"], distances, indices, k=k, weights=weights)
 
-    return _knn_layer("KNNRegressor", "knn_regressor", train_x, k, metric, weights, {"train_y": jnp.asarray(targets)},
-                      predict)
+    return _knn_layer("KNNRegressor", train_x, k, metric, weights, {"train_y": jnp.asarray(targets)}, predict)

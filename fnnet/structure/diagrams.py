@@ -1,28 +1,32 @@
 """Diagrams of a model: one box per layer, arrows for data flow, as SVG or Graphviz DOT.
 
-The model is walked through ``layer.children``: ``serial`` (and ``Residual``, a serial
-made of fan-out, parallel branches and a sum) stacks its children top to bottom,
-``parallel`` puts its branches side by side, every other layer is one box showing its
-type, output shape and parameter count. Shapes come from :func:`fnnet.eval_init`, so
-drawing a model computes no weights. The SVG is laid out here (no Graphviz needed);
-the DOT text is for those who have Graphviz.
+The model is read through :func:`fnnet.walk` (shapes only, nothing computed), and every
+combinator is expanded, as in :func:`fnnet.summary`. How the data flows through a
+combinator's children is read from the recorded shapes: children that each take the
+previous one's output (``serial``, and ``Residual``, a serial of fan-out, parallel
+branches and a sum) are stacked top to bottom; children that each take one element of
+a tuple of inputs (``parallel``) stand side by side; the children of any other
+combinator (``Bidirectional``, ``Ensemble``, ``TimeDistributed``) all take its input and
+are framed together, the frame naming the combinator and its output shape. A serial
+nested in a serial is framed too (``Residual`` is). Every other layer is one box
+showing its type, output shape and parameter count. The SVG is laid out here (no
+Graphviz needed); the DOT text is for those who have Graphviz.
 """
 
 from __future__ import annotations
 
-import math
+from collections import Counter
 from pathlib import Path
 from typing import NamedTuple
 from xml.sax.saxutils import escape, quoteattr
 
-import jax
-
-from ..core import as_layer, shape_str
-from .eval_init import eval_init
+from ..core import shape_str, walk
+from .summary import count_params
 
 
 class DiagramNode(NamedTuple):
-    """One box: ``path`` is its params path (``'dense_0'``), ``lines`` its label lines."""
+    """One box: ``path`` is the layer's path in the model (``'residual/parallel/identity'``,
+    as in :func:`fnnet.summary_rows`), ``lines`` its label lines."""
 
     id: str
     path: str
@@ -40,24 +44,35 @@ class Diagram(NamedTuple):
     tree: tuple
 
 
-def _size(tree) -> int:
-    return sum(math.prod(leaf.shape) for leaf in jax.tree_util.tree_leaves(tree))
+def _several(shape) -> bool:
+    """A shape of several arrays: a tuple of shapes, such as ``((-1, 3), (-1, 4))``."""
+    return isinstance(shape, tuple) and bool(shape) and all(isinstance(s, (tuple, list)) for s in shape)
 
 
-def _structure(layer) -> str | None:
-    kind = layer.spec[0] if getattr(layer, "spec", None) else layer.name
-    if kind in ("serial", "Residual") and layer.children:
-        return "serial"
-    if kind == "parallel" and layer.children:
-        return "parallel"
-    return None
+def _feeds_in_sequence(node) -> bool:
+    """Each child takes the previous child's output: the first the input, the last gives the output."""
+    shape = node.input_shape
+    for child in node.children:
+        if child.input_shape != shape:
+            return False
+        shape = child.output_shape
+    return shape == node.output_shape
+
+
+def _feeds_side_by_side(node) -> bool:
+    """Child ``i`` takes element ``i`` of a tuple of inputs; the outputs are the tuple of theirs."""
+    inputs, children = node.input_shape, node.children
+    return (_several(inputs) and len(inputs) == len(children)
+            and all(child.input_shape == shape for child, shape in zip(children, inputs))
+            and node.output_shape == tuple(child.output_shape for child in children))
 
 
 def _endpoints(flow) -> list:
+    """The box ids a flow comes from: an id, a tuple of flows (several outputs) or a list (one, merged)."""
     return [flow] if isinstance(flow, str) else [e for f in flow for e in _endpoints(f)]
 
 
-class _Walker:
+class _Drawing:
     def __init__(self):
         self.nodes, self.edges = [], []
 
@@ -67,47 +82,57 @@ class _Walker:
         self.edges += [(src, node.id) for src in _endpoints(inputs)]
         return node.id
 
-    def walk(self, layer, flow, in_shape, path):
-        """Draw ``layer`` fed by ``flow`` (a node id or a tuple of them); returns (flow, shape, tree)."""
-        layer = as_layer(layer)
-        structure = _structure(layer)
-        if structure == "serial":
+    def draw(self, node, flow, prefix, in_sequence):
+        """Draw ``node`` fed by ``flow``; returns (flow out, layout tree).
+
+        ``in_sequence``: the parent feeds its children one after another (so a nested
+        sequence is a block of its own, worth a frame).
+        """
+        name = node.key or node.layer.name
+        path = f"{prefix}/{name}" if prefix else name
+        label = f"{name} ({node.layer.description})"
+        if not node.children:
+            count = count_params(node.params) + count_params(node.state)
+            lines = (node.layer.description, shape_str(node.output_shape), f"{count:,} params")
+            box = self.box(path, node.layer.description, node.output_shape, count, lines, flow)
+            return box, ("node", box)
+        # The root's path is the model itself: its children's paths start at their own keys.
+        child_prefix = path if node.depth > 0 else ""
+        if _feeds_in_sequence(node):
             items = []
-            for key, child in layer.children:
-                flow, in_shape, item = self.walk(child, flow, in_shape, f"{path}/{key}" if path else key)
+            for child in node.children:
+                flow, item = self.draw(child, flow, child_prefix, True)
                 items.append(item)
-            cluster = layer.name if layer.name != "serial" else None
-            return flow, in_shape, ("column", tuple(items), cluster, path)
-        if structure == "parallel":
-            n = len(layer.children)
-            flows = flow if isinstance(flow, tuple) else (flow,) * n
-            outs = [self.walk(child, f, s, f"{path}/{key}" if path else key)
-                    for (key, child), f, s in zip(layer.children, flows, in_shape)]
-            return (tuple(o[0] for o in outs), tuple(o[1] for o in outs),
-                    ("row", tuple(o[2] for o in outs)))
-        out_shape, params, state = eval_init(layer, in_shape)
-        count = _size(params) + _size(state)
-        lines = (layer.name, shape_str(out_shape), f"{count:,} params")
-        node = self.box(path or layer.key, layer.name, out_shape, count, lines, flow)
-        return node, out_shape, ("node", node)
+            frame = label if node.depth > 0 and in_sequence else None
+            return flow, ("column", tuple(items), frame, path)
+        if _feeds_side_by_side(node):
+            n = len(node.children)
+            flows = flow if isinstance(flow, tuple) and len(flow) == n else (flow,) * n
+            outs = [self.draw(child, f, child_prefix, False) for child, f in zip(node.children, flows)]
+            return tuple(o[0] for o in outs), ("row", tuple(o[1] for o in outs))
+        # Any other combinator: every child takes its input, and its output joins theirs.
+        outs = [self.draw(child, flow, child_prefix, False) for child in node.children]
+        out_flow = outs[0][0] if len(outs) == 1 else [o[0] for o in outs]
+        frame = f"{label}: {shape_str(node.output_shape)}"
+        return out_flow, ("column", (("row", tuple(o[1] for o in outs)),), frame, path)
 
 
 def model_diagram(model, input_shape) -> Diagram:
     """The boxes and arrows that :func:`plot_model` draws, as data.
 
     >>> import fnnet
-    >>> d = fnnet.model_diagram(fnnet.serial(fnnet.Dense(4), fnnet.Relu), (-1, 3))
+    >>> d = fnnet.model_diagram(fnnet.serial(fnnet.Dense(4), fnnet.Relu), (None, 3))
     >>> [n.lines for n in d.nodes]
     [('Input', '(None, 3)'), ('Dense(4)', '(None, 4)', '16 params'), ('Relu', '(None, 4)', '0 params')]
-    >>> d.edges
-    [('n0', 'n1'), ('n1', 'n2')]
+    >>> [n.path for n in d.nodes], d.edges
+    (['input', 'dense', 'relu'], [('n0', 'n1'), ('n1', 'n2')])
     """
-    input_shape = tuple(input_shape)
-    eval_init(model, input_shape)  # fail early, with the layer path that init errors carry
-    walker = _Walker()
-    source = walker.box("input", "Input", input_shape, 0, ("Input", shape_str(input_shape)), ())
-    _, _, tree = walker.walk(model, source, input_shape, "")
-    return Diagram(walker.nodes, walker.edges, ("column", (("node", source), tree), None, ""))
+    # One walk: init errors surface here, naming the layer's path.
+    root = walk(model, input_shape)
+    drawing = _Drawing()
+    source = drawing.box("input", "Input", root.input_shape, 0, ("Input", shape_str(root.input_shape)), ())
+    _, tree = drawing.draw(root, source, "", False)
+    return Diagram(drawing.nodes, drawing.edges, ("column", (("node", source), tree), None, ""))
 
 
 # ------------------------------------------------------------------------------- DOT
@@ -131,6 +156,7 @@ def model_to_dot(model, input_shape) -> str:
     """
     diagram = model_diagram(model, input_shape)
     by_id = {n.id: n for n in diagram.nodes}
+    fills = _fills(diagram)
     lines = ["digraph model {", "  rankdir=TB;",
              '  node [shape=box, style="rounded,filled", fontname="monospace", fillcolor="#ffffff"];']
     clusters = [0]
@@ -140,7 +166,7 @@ def model_to_dot(model, input_shape) -> str:
         if kind == "node":
             node = by_id[tree[1]]
             label = "\\n".join(_dot_escape(line) for line in node.lines)
-            fill = _fill(node)
+            fill = fills[node.id]
             lines.append(f'{indent}{node.id} [label="{label}"' + (f', fillcolor="{fill}"' if fill != "#ffffff" else "")
                          + "];")
         elif kind == "column" and tree[2]:
@@ -167,14 +193,21 @@ _GAP_Y, _GAP_X, _CLUSTER_PAD, _CLUSTER_LABEL = 30, 24, 10, 16
 _MIN_W = 120
 
 
-def _fill(node) -> str:
-    if node.layer == "Input":
-        return "#e8e8e8"
-    if node.params:
-        return "#dbe9f6"
-    if node.layer.startswith(("FanOut", "FanIn")):
-        return "#fbf0d0"
-    return "#ffffff"
+def _fills(diagram) -> dict:
+    """Box colours by role: the input grey, layers with params blue, splits and joins yellow."""
+    outs = Counter(src for src, _ in diagram.edges)
+    ins = Counter(dst for _, dst in diagram.edges)
+    fills = {}
+    for i, node in enumerate(diagram.nodes):
+        if i == 0:  # model_diagram puts the input first
+            fills[node.id] = "#e8e8e8"
+        elif node.params:
+            fills[node.id] = "#dbe9f6"
+        elif (outs[node.id] > 1 or ins[node.id] > 1):
+            fills[node.id] = "#fbf0d0"
+        else:
+            fills[node.id] = "#ffffff"
+    return fills
 
 
 def _box_size(node):
@@ -237,7 +270,7 @@ def _edge_path(src, dst) -> str:
 def model_to_svg(model, input_shape) -> str:
     """The diagram as an SVG document: a ``<g class="node">`` per layer, ``<g class="edge">`` per arrow.
 
-    Each node group carries ``data-path`` (its params path) and ``data-layer``; its
+    Each node group carries ``data-path`` (its path in the model) and ``data-layer``; its
     ``<text>`` lines are the layer type, output shape and parameter count.
 
     >>> import fnnet, xml.etree.ElementTree as ET
@@ -248,6 +281,7 @@ def model_to_svg(model, input_shape) -> str:
     """
     diagram = model_diagram(model, input_shape)
     by_id = {n.id: n for n in diagram.nodes}
+    fills = _fills(diagram)
     layout = _Layout(by_id)
     margin = 12
     width, height = layout.size(diagram.tree)
@@ -271,7 +305,7 @@ def model_to_svg(model, input_shape) -> str:
         x, y, w, h = layout.boxes[node.id]
         out.append(f'<g class="node" id="{node.id}" data-path={quoteattr(node.path)} '
                    f'data-layer={quoteattr(node.layer)}><title>{escape(node.path)}</title>'
-                   f'<rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}" rx="6" fill="{_fill(node)}" '
+                   f'<rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}" rx="6" fill="{fills[node.id]}" '
                    'stroke="#333"/>')
         for i, line in enumerate(node.lines):
             weight = ' font-weight="bold"' if i == 0 else ""
@@ -287,11 +321,12 @@ def plot_model(model, input_shape, path=None) -> str:
 
     One box per layer with its type, output shape and parameter count; arrows follow the
     data through ``serial``, ``parallel``, fan-out/fan-in and residual branches (a
-    ``Residual`` block is framed). Returns the text it wrote.
+    ``Residual`` block is framed, as are ``Bidirectional``, ``Ensemble`` and
+    ``TimeDistributed``, around the layers they hold). Returns the text it wrote.
 
     >>> import fnnet
     >>> block = fnnet.Residual(fnnet.Dense(3), fnnet.Relu)
-    >>> svg = fnnet.plot_model(fnnet.serial(fnnet.Dense(3), block), (-1, 2))
+    >>> svg = fnnet.plot_model(fnnet.serial(fnnet.Dense(3), block), (None, 2))
     >>> svg.count('class="node"'), svg.count('class="edge"'), svg.count('class="cluster"')
     (7, 7, 1)
     """

@@ -1,4 +1,10 @@
-"""Keras-style model summaries and parameter counts."""
+"""Keras-style model summaries and parameter counts, read from :func:`fnnet.walk`.
+
+Every combinator (``serial``, ``parallel``, ``Residual``, ``Ensemble``, ``Bidirectional``,
+``TimeDistributed``, your own) is expanded the same way: one row per layer without
+children, named by its path from the model (``residual/parallel/serial/dense``). The
+walk runs ``init`` under ``jax.eval_shape``, so summarising a model allocates no weights.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ from typing import NamedTuple
 
 import jax
 
-from ..core import as_layer, shape_str
+from ..core import shape_str, walk
 
 
 def count_params(params) -> int:
@@ -22,7 +28,14 @@ def count_params(params) -> int:
 
 
 class SummaryRow(NamedTuple):
-    """One row of :func:`summary_rows`: a layer's params path, type, output shape and counts."""
+    """One row of :func:`summary_rows`.
+
+    ``path`` is the layer's keys from the model down (a layer whose params are its
+    parent's own, such as an ``Ensemble`` member, is named by its name); ``layer`` its
+    description (``Dense(2, activation='softmax')``); ``trainable``/``non_trainable`` count
+    its params and state, all ``copies`` of it together (``Ensemble(model, 3)`` stacks
+    three copies of each member layer); ``depth`` its nesting depth (1 inside the model).
+    """
 
     path: str
     layer: str
@@ -30,34 +43,55 @@ class SummaryRow(NamedTuple):
     trainable: int
     non_trainable: int
     depth: int
+    copies: int = 1
 
 
-def _rows(layer, input_shape, path, depth, rng):
-    layer = as_layer(layer)
-    out_shape, params, state = layer._init(rng, input_shape)
-    if layer.name in ("serial", "parallel") and layer.children:
-        rows, shape = [], input_shape
-        for i, ((key, child), r) in enumerate(zip(layer.children, jax.random.split(rng, len(layer.children)))):
-            child_in = shape if layer.name == "serial" else input_shape[i]
-            child_rows, child_out = _rows(child, child_in, f"{path}/{key}" if path else key, depth + 1, r)
-            rows += child_rows
-            shape = child_out
-        return rows, out_shape
-    row = SummaryRow(path or layer.key, layer.name, out_shape, count_params(params), count_params(state), depth)
-    return [row], out_shape
+def _copies(parent, child) -> int:
+    """How many stacked copies of ``child``'s params ``parent`` holds, when they are its own (key None).
+
+    ``TimeDistributed`` holds one (the same params); ``Ensemble(member, n)`` holds ``n``,
+    stacked on a new axis, which shows as ``n`` times as many scalars.
+    """
+    if child.key is not None or len(parent.children) != 1:
+        return 1
+    inner = count_params(child.params) + count_params(child.state)
+    outer = count_params(parent.params) + count_params(parent.state)
+    return outer // inner if inner and outer % inner == 0 else 1
+
+
+def _rows(node, prefix, copies):
+    name = node.key or node.layer.name
+    path = f"{prefix}/{name}" if prefix else name
+    trainable, non_trainable = count_params(node.params), count_params(node.state)
+    if not node.children:
+        return [SummaryRow(path, node.layer.description, node.output_shape, trainable * copies,
+                           non_trainable * copies, node.depth, copies)]
+    rows = []
+    # The root's path is the model itself: its children's paths start at their own keys.
+    child_prefix = path if node.depth > 0 else ""
+    for child in node.children:
+        n = _copies(node, child)
+        if child.key is not None or n > 1:
+            trainable -= count_params(child.params) * n
+            non_trainable -= count_params(child.state) * n
+        else:  # the child's params are this layer's own, in an unknown form: count them here
+            trainable = non_trainable = 0
+        rows += _rows(child, child_prefix, copies * n)
+    if trainable > 0 or non_trainable > 0:  # a combinator with params of its own, beside its children's
+        rows.insert(0, SummaryRow(path, node.layer.description, node.output_shape, trainable * copies,
+                                  non_trainable * copies, node.depth, copies))
+    return rows
 
 
 def summary_rows(model, input_shape, rng=None) -> list:
-    """The rows of :func:`summary`: one :class:`SummaryRow` per layer inside ``serial``/``parallel``.
+    """The rows of :func:`summary`: one :class:`SummaryRow` per layer that has no children.
 
     >>> import fnnet
-    >>> [r.trainable for r in fnnet.summary_rows(fnnet.serial(fnnet.Dense(4), fnnet.Relu), (-1, 2))]
-    [12, 0]
+    >>> rows = fnnet.summary_rows(fnnet.serial(fnnet.Dense(4), fnnet.Relu), (None, 2))
+    >>> [(r.path, r.layer, r.trainable) for r in rows]
+    [('dense', 'Dense(4)', 12), ('relu', 'Relu', 0)]
     """
-    rng = jax.random.PRNGKey(0) if rng is None else rng
-    # Shapes and counts only: nothing is computed beyond the (cheap) initialisers.
-    rows, _ = _rows(model, tuple(input_shape), "", 0, rng)
-    return rows
+    return _rows(walk(model, input_shape, rng), "", 1)
 
 
 def _fmt(n: int) -> str:
@@ -65,39 +99,42 @@ def _fmt(n: int) -> str:
 
 
 def summary(model, input_shape, rng=None) -> str:
-    """A Keras-style table: layer path and type, output shape, parameter count, and totals.
+    """A Keras-style table: layer name and type, output shape, parameter count, and totals.
 
+    Combinators are expanded: each layer inside one shows as a row named by its path.
     Non-trainable parameters are the model state (e.g. BatchNorm running statistics),
-    counted as Keras counts them.
+    counted as Keras counts them. A row marked ``x3`` is a layer of which the model
+    stacks three copies (an ``Ensemble`` member); its count covers all of them.
 
     >>> import fnnet
-    >>> mlp = fnnet.serial(fnnet.Dense(400), fnnet.Relu, fnnet.Dense(200), fnnet.Relu, fnnet.Dense(1))
-    >>> print(fnnet.summary(mlp, (-1, 78)))  # doctest: +NORMALIZE_WHITESPACE
+    >>> mlp = fnnet.serial(fnnet.Dense(400), fnnet.Relu, fnnet.Dense(200), fnnet.Relu,
+    ...                    fnnet.Dense(2, activation='softmax'))
+    >>> print(fnnet.summary(mlp, (None, 78)))  # doctest: +NORMALIZE_WHITESPACE
     Model: serial, input shape (None, 78)
-    ──────────────────────────────────────────────────────────────────
-    Layer (path)                   Output Shape           Param #
-    ══════════════════════════════════════════════════════════════════
-    dense_0 (Dense(400))           (None, 400)             31,600
-    relu_1 (Relu)                  (None, 400)                  0
-    dense_2 (Dense(200))           (None, 200)             80,200
-    relu_3 (Relu)                  (None, 200)                  0
-    dense_4 (Dense(1))             (None, 1)                  201
-    ══════════════════════════════════════════════════════════════════
-    Total params: 112,001
-    Trainable params: 112,001
+    ──────────────────────────────────────────────────────────────────────────────
+    Layer (type)                               Output Shape                Param #
+    ══════════════════════════════════════════════════════════════════════════════
+    dense (Dense(400))                         (None, 400)                  31,600
+    relu (Relu)                                (None, 400)                       0
+    dense_1 (Dense(200))                       (None, 200)                  80,200
+    relu_1 (Relu)                              (None, 200)                       0
+    dense_2 (Dense(2, activation='softmax'))   (None, 2)                       402
+    ══════════════════════════════════════════════════════════════════════════════
+    Total params: 112,202
+    Trainable params: 112,202
     Non-trainable params: 0
     """
-    model = as_layer(model)
-    rows = summary_rows(model, input_shape, rng)
-    # The rows cover every layer once, so their sums are the model's totals (no second init).
-    trainable, non_trainable = sum(r.trainable for r in rows), sum(r.non_trainable for r in rows)
-    labels = [f"{r.path} ({r.layer})" for r in rows]
+    root = walk(model, input_shape, rng)
+    rows = _rows(root, "", 1)
+    # Totals come from the model's own params and state, not from adding up the rows.
+    trainable, non_trainable = count_params(root.params), count_params(root.state)
+    labels = [f"{r.path} ({r.layer})" + (f" x{r.copies}" if r.copies > 1 else "") for r in rows]
     shapes = [shape_str(r.output_shape) for r in rows]
-    name_w = max([30] + [len(label) for label in labels])
+    name_w = max([30] + [len(label) + 2 for label in labels])
     shape_w = max([20] + [len(shape) for shape in shapes])
     width = name_w + shape_w + 16
-    lines = [f"Model: {model.name}, input shape {shape_str(tuple(input_shape))}", "─" * width,
-             f"{'Layer (path)':<{name_w}} {'Output Shape':<{shape_w}} {'Param #':>14}", "═" * width]
+    lines = [f"Model: {root.layer.name}, input shape {shape_str(tuple(input_shape))}", "─" * width,
+             f"{'Layer (type)':<{name_w}} {'Output Shape':<{shape_w}} {'Param #':>14}", "═" * width]
     for label, shape, r in zip(labels, shapes, rows):
         lines.append(f"{label:<{name_w}} {shape:<{shape_w}} {_fmt(r.trainable + r.non_trainable):>14}")
     lines += ["═" * width, f"Total params: {_fmt(trainable + non_trainable)}",

@@ -1,16 +1,19 @@
 """Layer surgery on ``serial`` models: insert, remove or replace a layer, keeping trained params.
 
-``serial`` keys its params by position (``dense_0``, ``relu_1``), so an edit renumbers
-the layers after it; these functions move every unchanged layer's params (and state) to
-its new key untouched (the very same arrays), initialise only the new layer at the
-input shape it will see, and check that every kept layer's params still fit.
+``serial`` keys its params by name (``dense``, ``dense_1``), and these edits keep every
+key that was there: an unchanged layer keeps its params (and state), the very same
+arrays, under its own key, whatever is inserted or removed around it (a kept layer whose
+default key would move is given that key as its explicit name). Only the new layer is
+initialised, at the input shape it will see (read from :func:`fnnet.walk`, so nothing
+else is computed), and the edited model is checked to still fit every kept layer's
+params.
 
 A layer is addressed by its index (negative counts from the end), by its path
-``'serial[3]'``, or by its params key ``'dense_3'``; ``'serial[1]/serial[0]'`` or
-``'serial_1/dense_0'`` reaches into a nested ``serial``.
+``'serial[3]'``, or by its key ``'dense_1'``; ``'serial[1]/serial[0]'`` or
+``'encoder/dense'`` reaches into a nested ``serial``.
 
-As with ``apply``, passing ``state=`` (even ``None``) makes the result
-``(model, params, state)``; without it the result is ``(model, params)``.
+Every edit returns ``(model, params, state)``; ``state`` is None for a stateless model.
+Pass a stateful model's ``state=`` so that the edit keeps it.
 """
 
 from __future__ import annotations
@@ -18,48 +21,52 @@ from __future__ import annotations
 import re
 
 from ..combinators import serial
-from ..core import as_layer, shape_str
-from .eval_init import eval_init, tree_differences
-
-_NO_STATE = object()
+from ..core import LAYER_REGISTRY, LayerError, as_layer, child_keys, shape_str, walk
+from .eval_init import tree_differences
 
 
 class SurgeryError(ValueError):
     """An edit cannot be made: a bad address, a model that is not ``serial``, or kept params that no longer fit."""
 
 
-def _is_serial(layer) -> bool:
-    spec = getattr(layer, "spec", None)
-    return (spec[0] if spec else layer.name) == "serial"
+def _has_entry(tree) -> bool:
+    """A parent stores a child's params (or state) only when there are some."""
+    return tree is not None and not (isinstance(tree, (dict, tuple, list)) and len(tree) == 0)
+
+
+def _built_by_serial(layer) -> bool:
+    # Surgery rebuilds the edited level with serial(), so it edits only what serial() built.
+    spec = layer.spec
+    return spec is not None and LAYER_REGISTRY.get(spec[0]) is serial
 
 
 def _parse(where) -> list:
-    """An address as a list of steps, each an index or a ``(params_key, index)`` pair."""
-    if isinstance(where, int):
+    """An address as a list of steps, each an index or a key."""
+    if isinstance(where, int) and not isinstance(where, bool):
         return [where]
     if not isinstance(where, str) or not where.strip("/"):
-        raise SurgeryError(f"a layer address is an index, 'serial[3]' or 'dense_3', got {where!r}")
+        raise SurgeryError(f"a layer address is an index, 'serial[3]' or a key such as 'dense_1', got {where!r}")
     steps = []
     for part in where.strip("/").split("/"):
         by_path = re.fullmatch(r"serial\[(-?\d+)\]", part)
-        by_key = re.fullmatch(r"\w+_(\d+)", part)
         if by_path:
             steps.append(int(by_path.group(1)))
-        elif by_key:
-            steps.append((part, int(by_key.group(1))))
+        elif re.fullmatch(r"[A-Za-z_][\w.-]*", part):
+            steps.append(part)
         else:
-            raise SurgeryError(f"cannot read {part!r} in {where!r}: use 'serial[3]', 'dense_3' or an index")
+            raise SurgeryError(f"cannot read {part!r} in {where!r}: use 'serial[3]', a key such as 'dense_1', "
+                               "or an index")
     return steps
 
 
 def _position(step, children, path, inserting: bool) -> int:
     n = len(children)
-    if isinstance(step, tuple):  # a params key: it must name the layer at that index
-        key, index = step
-        if not (0 <= index < n and children[index][0] == key) and not (inserting and index == n):
-            keys = ", ".join(k for k, _ in children)
-            raise SurgeryError(f"{path or 'model'}: no layer keyed {key!r} here; the keys are {keys}")
-        return index
+    if isinstance(step, str):  # a key: inserting there puts the new layer before it
+        for index, child in enumerate(children):
+            if child.key == step:
+                return index
+        keys = ", ".join(child.key for child in children)
+        raise SurgeryError(f"{path or 'model'}: no layer keyed {step!r} here; the keys are {keys}")
     # Inserting at -1 appends: the new layer then sits last, as the index says.
     size = n + 1 if inserting else n
     index = step + size if step < 0 else step
@@ -68,68 +75,64 @@ def _position(step, children, path, inserting: bool) -> int:
     return index
 
 
-def _shape_before(children, index, input_shape):
-    shape = input_shape
-    for _, child in children[:index]:
-        shape = eval_init(child, shape)[0]
-    return shape
+def _keeping_keys(entries, path):
+    """The layers of ``entries``, every kept one under its old key; new ones get fresh default keys.
 
-
-def _edit(model, params, state, steps, input_shape, path, inserting, make_entries):
-    """Apply ``make_entries`` at the address ``steps``.
-
-    Returns ``(model, params, state, renamed)``; ``renamed`` maps each kept layer's new
-    params path to its old one (``'dense_3'`` -> ``'dense_4'``), for error messages.
+    ``serial`` gives explicit names first, then numbers the defaults in order, so a new
+    ``Dense`` before ``dense`` would take ``dense`` and push the old one to ``dense_1``:
+    a kept layer whose key would move is given its old key as its explicit name.
     """
-    if not _is_serial(model):
-        raise SurgeryError(f"{path or 'model'}: surgery edits serial models, this is {model.name}")
-    children = list(model.children)
-    state = state or {}
+    layers = [entry[0] for entry in entries]
+    while True:
+        try:
+            keys = child_keys(layers, path or "serial")
+        except LayerError as e:
+            raise SurgeryError(f"{e}; give the new layer another name=") from e
+        moved = [i for i, (entry, key) in enumerate(zip(entries, keys)) if entry[1] is not None and key != entry[1]]
+        if not moved:
+            return layers, keys
+        # A renamed layer's key is fixed from now on, so this ends within len(layers) rounds.
+        for i in moved:
+            layers[i] = layers[i].with_name(entries[i][1])
+
+
+def _edit(node, params, state, steps, path, inserting, make_entries):
+    """Apply ``make_entries`` at the address ``steps`` below the walked ``node``: ``(model, params, state)``."""
+    layer = node.layer
+    if not _built_by_serial(layer):
+        raise SurgeryError(f"{path or 'model'}: surgery edits serial models, this is {layer.description}")
+    for what, tree in (("params", params), ("state", state)):
+        if tree is not None and not isinstance(tree, dict):
+            raise SurgeryError(f"{path or 'model'}: expected {what} as a dict keyed by the layers' names, "
+                               f"got {type(tree).__name__}; use the {what} this model's init returned")
+    params, state = params or {}, state or {}
+    children = node.children
     last = len(steps) == 1
     index = _position(steps[0], children, path, inserting and last)
     child_path = f"{path}/serial[{index}]" if path else f"serial[{index}]"
-    shape = _shape_before(children, index, input_shape)
-    # (layer, params, state, old key) per position; kept layers carry their own arrays, untouched.
-    entries = [(child, params[key], state.get(key), key) for key, child in children]
-    inner_renamed = {}
+    # (layer, old key or None for a new layer, params, state); kept layers carry their own arrays.
+    entries = [(child.layer, child.key, params.get(child.key), state.get(child.key)) for child in children]
     if last:
-        entries[index:index + 1] = [entry[:3] + (entry[3] if len(entry) > 3 else None,)
-                                    for entry in make_entries(entries[index:index + 1], shape, child_path)]
+        shape = children[index].input_shape if index < len(children) else node.output_shape
+        entries[index:index + 1] = make_entries(entries[index:index + 1], shape, child_path)
     else:
-        key, child = children[index]
-        *edited, inner_renamed = _edit(child, params[key], state.get(key), steps[1:], shape, child_path,
-                                       inserting, make_entries)
-        entries[index] = (*edited, key)
-    new_model = serial(*[entry[0] for entry in entries])
-    keys = [key for key, _ in new_model.children]
-    new_params = {key: entry[1] for key, entry in zip(keys, entries)}
-    new_state = {key: entry[2] for key, entry in zip(keys, entries) if entry[2] is not None}
-    renamed = {key: entry[3] for key, entry in zip(keys, entries) if entry[3] is not None}
-    if not last:
-        new_key, old_key = keys[index], entries[index][3]
-        renamed.update({f"{new_key}/{a}": f"{old_key}/{b}" for a, b in inner_renamed.items()})
-    return new_model, new_params, new_state or None, renamed
+        child = children[index]
+        edited = _edit(child, params.get(child.key), state.get(child.key), steps[1:], child_path, inserting,
+                       make_entries)
+        entries[index] = (edited[0], child.key, *edited[1:])
+    layers, keys = _keeping_keys(entries, path)
+    new_model = serial(*layers, **layer.spec[2])  # spec[2] holds an explicit name=, if any
+    new_params = {key: entry[2] for key, entry in zip(keys, entries) if _has_entry(entry[2])}
+    new_state = {key: entry[3] for key, entry in zip(keys, entries) if _has_entry(entry[3])}
+    return new_model, new_params, new_state or None
 
 
-def _old_name(path: str, renamed: dict) -> str:
-    """`` (was dense_4)`` when the layer holding ``params/dense_3/kernel`` was renumbered."""
-    inner = path.split("/", 1)[1] if "/" in path else path
-    prefixes = [p for p in renamed if inner == p or inner.startswith(p + "/")]
-    if not prefixes:
-        return ""
-    new = max(prefixes, key=len)
-    return f" (was {renamed[new]})" if renamed[new] != new else ""
-
-
-def _check_fit(model, params, state, input_shape, with_state, renamed):
-    _, want_params, want_state = eval_init(model, input_shape)
-    expected, actual = {"params": want_params}, {"params": params}
-    if with_state:
-        expected["state"], actual["state"] = want_state, state
-    missing, extra, shapes, dtypes = tree_differences(expected, actual)
-    problems = [f"{p}{_old_name(p, renamed)} has shape {tuple(a)}, the edited model needs {tuple(b)}"
-                for p, a, b in shapes]
-    problems += [f"{p}{_old_name(p, renamed)} has dtype {a}, the edited model needs {b}" for p, a, b in dtypes]
+def _check_fit(model, params, state, input_shape):
+    edited = walk(model, input_shape)
+    missing, extra, shapes, dtypes = tree_differences({"params": edited.params, "state": edited.state},
+                                                      {"params": params, "state": state})
+    problems = [f"{p} has shape {tuple(a)}, the edited model needs {tuple(b)}" for p, a, b in shapes]
+    problems += [f"{p} has dtype {a}, the edited model needs {b}" for p, a, b in dtypes]
     problems += [f"{p} is missing" for p in missing] + [f"{p} is not used by the edited model" for p in extra]
     if problems:
         raise SurgeryError(f"kept params no longer fit the edited model (input shape {shape_str(input_shape)}): "
@@ -138,51 +141,53 @@ def _check_fit(model, params, state, input_shape, with_state, renamed):
 
 def _surgery(model, params, where, input_shape, state, inserting, make_entries):
     input_shape = tuple(input_shape)
-    want_state = state is not _NO_STATE
-    start_state = state if want_state else None
-    new_model, new_params, new_state, renamed = _edit(as_layer(model), params, start_state, _parse(where),
-                                                      input_shape, "", inserting, make_entries)
-    if not want_state and new_state is not None:
-        raise SurgeryError("the new layer has state (e.g. BatchNorm statistics); pass state= to get it back")
-    _check_fit(new_model, new_params, new_state, input_shape, want_state and start_state is not None, renamed)
-    return (new_model, new_params, new_state) if want_state else (new_model, new_params)
+    root = walk(as_layer(model), input_shape)
+    if state is None and _has_entry(root.state):
+        raise SurgeryError("this model keeps state (e.g. BatchNorm statistics): pass state= (from "
+                           "init_with_state or training) so that the edit keeps it")
+    new_model, new_params, new_state = _edit(root, params, state, _parse(where), "", inserting, make_entries)
+    _check_fit(new_model, new_params, new_state, input_shape)
+    return new_model, new_params, new_state
 
 
 def _initialised(layer, shape, rng):
+    """The new layer's entry, initialised for the shape it will see: the only real init of an edit."""
     layer = as_layer(layer)
-    _, params, state = layer._init(rng, shape)
-    return [(layer, params, state)]
+    _, params, state = layer.init_with_state(rng, shape)
+    return [(layer, None, params, state)]
 
 
-def insert_layer(model, params, where, layer, input_shape, rng, *, state=_NO_STATE):
-    """Insert ``layer`` so that it sits at ``where`` (an index up to ``len``, ``'serial[3]'``).
+def insert_layer(model, params, where, layer, input_shape, rng, *, state=None):
+    """Insert ``layer`` so that it sits at ``where`` (an index up to ``len``, ``'serial[3]'``, or a key).
 
     The new layer is initialised with ``rng`` at the shape flowing into that position;
-    every other layer keeps its params (the same arrays) under its renumbered key.
+    every other layer keeps its key and its params (the same arrays). Returns
+    ``(model, params, state)``.
 
     >>> import fnnet, jax
     >>> model = fnnet.serial(fnnet.Dense(4), fnnet.Dense(1))
-    >>> _, params = model.init(jax.random.PRNGKey(0), (-1, 3))
-    >>> new_model, new_params = fnnet.insert_layer(model, params, 1, fnnet.Relu, (-1, 3), jax.random.PRNGKey(1))
-    >>> sorted(new_params), new_params['dense_2'] is params['dense_1']
-    (['dense_0', 'dense_2', 'relu_1'], True)
+    >>> _, params = model.init(jax.random.PRNGKey(0), (None, 3))
+    >>> new_model, new_params, _ = fnnet.insert_layer(model, params, 1, fnnet.Dense(4), (None, 3),
+    ...                                               jax.random.PRNGKey(1))
+    >>> [k for k, _ in new_model.children], new_params['dense_1'] is params['dense_1']
+    (['dense', 'dense_2', 'dense_1'], True)
     """
     return _surgery(model, params, where, input_shape, state, True,
                     lambda old, shape, path: _initialised(layer, shape, rng) + old)
 
 
-def remove_layer(model, params, where, input_shape, *, state=_NO_STATE):
-    """Remove the layer at ``where``; the layers after it keep their params under renumbered keys.
+def remove_layer(model, params, where, input_shape, *, state=None):
+    """Remove the layer at ``where``; the others keep their keys and params. Returns ``(model, params, state)``.
 
     Raises :class:`SurgeryError` when a kept layer's params no longer fit (removing
     ``Dense(200)`` between ``Dense(400)`` and ``Dense(1)`` changes ``Dense(1)``'s input).
 
     >>> import fnnet, jax
     >>> model = fnnet.serial(fnnet.Dense(4), fnnet.Dropout(0.5), fnnet.Dense(1))
-    >>> _, params = model.init(jax.random.PRNGKey(0), (-1, 3))
-    >>> new_model, new_params = fnnet.remove_layer(model, params, 'serial[1]', (-1, 3))
-    >>> [k for k, _ in new_model.children], new_params['dense_1'] is params['dense_2']
-    (['dense_0', 'dense_1'], True)
+    >>> _, params = model.init(jax.random.PRNGKey(0), (None, 3))
+    >>> new_model, new_params, _ = fnnet.remove_layer(model, params, 'serial[1]', (None, 3))
+    >>> [k for k, _ in new_model.children], new_params['dense_1'] is params['dense_1']
+    (['dense', 'dense_1'], True)
     """
     def drop(old, shape, path):
         if not old:
@@ -192,16 +197,18 @@ def remove_layer(model, params, where, input_shape, *, state=_NO_STATE):
     return _surgery(model, params, where, input_shape, state, False, drop)
 
 
-def replace_layer(model, params, where, layer, input_shape, rng, *, state=_NO_STATE):
+def replace_layer(model, params, where, layer, input_shape, rng, *, state=None):
     """Replace the layer at ``where`` by ``layer``, initialised with ``rng``; the others keep their params.
 
     Replacing a trained classifier's head (``where=-1``) keeps its embedding and LSTM.
+    Returns ``(model, params, state)``.
 
     >>> import fnnet, jax
     >>> model = fnnet.serial(fnnet.Dense(4), fnnet.Relu, fnnet.Dense(2))
-    >>> _, params = model.init(jax.random.PRNGKey(0), (-1, 3))
-    >>> head, new_params = fnnet.replace_layer(model, params, -1, fnnet.Dense(5), (-1, 3), jax.random.PRNGKey(1))
-    >>> head.init(jax.random.PRNGKey(0), (-1, 3))[0], new_params['dense_0'] is params['dense_0']
+    >>> _, params = model.init(jax.random.PRNGKey(0), (None, 3))
+    >>> head, new_params, _ = fnnet.replace_layer(model, params, -1, fnnet.Dense(5), (None, 3),
+    ...                                           jax.random.PRNGKey(1))
+    >>> head.init(jax.random.PRNGKey(0), (None, 3))[0], new_params['dense'] is params['dense']
     ((-1, 5), True)
     """
     def swap(old, shape, path):

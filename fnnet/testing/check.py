@@ -8,6 +8,8 @@ minimal input shape and seed hypothesis shrank to, and where the outputs disagre
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -15,14 +17,18 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Flaky
 
-from ..core import as_layer, init_with_state, shape_str
+from ..core import as_layer, shape_str
 from . import strategies
 
-PROPERTIES = ("output_shape", "dtype", "finite_outputs", "determinism", "jit_consistency",
+PROPERTIES = ("protocol", "output_shape", "state_in_inference", "dtype", "finite_outputs", "determinism", "jit_consistency",
               "batch_independence", "gradients")
 
 _HINTS = {
-    "output_shape": "init must declare the shape apply returns; fnnet.leaf infers it with jax.eval_shape",
+    "protocol": "call returns (outputs, new_state, mask); fnnet.Layer derives apply (outputs alone) and "
+                "apply_with_state (a pair) from it, and fnnet.layer writes call for you",
+    "output_shape": "init must declare the shape apply returns; fnnet.layer infers it with jax.eval_shape",
+    "state_in_inference": "state such as running statistics moves only with train=True; with train=False "
+                          "return the state you were given",
     "dtype": "pass out_dtype=... if the layer changes dtypes on purpose",
     "finite_outputs": "the inputs were finite and in the value range",
     "determinism": "hidden Python state or numpy.random? take randomness from the rng keyword",
@@ -114,6 +120,10 @@ def _shape_mismatch(declared, y, what, exact):
     return None
 
 
+def _kind(value) -> str:
+    return f"a tuple of {len(value)}" if isinstance(value, tuple) else type(value).__name__
+
+
 def _state_mismatch(state, new_state):
     before = jax.tree_util.tree_map(lambda a: (tuple(jnp.shape(a)), jnp.result_type(a).name), state)
     after = jax.tree_util.tree_map(lambda a: (tuple(jnp.shape(a)), jnp.result_type(a).name), new_state)
@@ -157,6 +167,7 @@ class _Checker:
         declared, self.params, self.state = initialised
         self.declared = strategies.as_shape_tree(declared)  # raw stax layers give numpy ints
         self.concrete = {}  # input shapes -> the output shape init declares for them
+        self.protocol_ok = set()  # input shapes whose protocol check passed
         self.value_range, self.flags = value_range, flags
         kwargs = dict(apply_kwargs)
         self.fixed_rng = kwargs.pop("rng", None) if "rng" in kwargs else False
@@ -174,14 +185,15 @@ class _Checker:
         self.probe = jax.jit(self._probe, static_argnums=(5, 6), compiler_options=_fast_compile_options())
         self.traces_agree = {}  # input shapes -> whether two fresh traces built the same program
 
-    # The one place the layer is called: (y, new_state), whether or not it keeps state.
-    def _run(self, params, x, state, rng, dynamic):
+    def _kwargs(self, rng, dynamic):
         kwargs = {**self.static, **dynamic}
         if rng is not None:
             kwargs["rng"] = rng
-        if state is None:
-            return self.layer.apply(params, x, **kwargs), None
-        return self.layer.apply(params, x, state=state, **kwargs)
+        return kwargs
+
+    # The one place the layer is called in the properties: (y, new_state), stateful or not.
+    def _run(self, params, x, state, rng, dynamic):
+        return self.layer.apply_with_state(params, state, x, **self._kwargs(rng, dynamic))
 
     def _eager(self, *args):
         # Op by op, with every jax.jit inside switched off too: the layer's Python runs on each
@@ -215,7 +227,7 @@ class _Checker:
         box = []
 
         def init(key):
-            out_shape, params, state = init_with_state(self.layer, key, shape)
+            out_shape, params, state = self.layer.init_with_state(key, shape)
             box.append(out_shape)
             return params, state
 
@@ -227,10 +239,13 @@ class _Checker:
         low, high = self.value_range
         x = jax.tree_util.tree_map(jnp.asarray, strategies.random_arrays(seed, shape, self.dtype, low, high))
         declared, params, state = self.declared, self.params, self.state
+        rng = jax.random.PRNGKey(int(gen.integers(0, 2**32))) if self.fixed_rng is False else self.fixed_rng
+        if shape not in self.protocol_ok:  # until it passes, so that a failure replays the same
+            self._check_protocol(params, x, state, rng)
+            self.protocol_ok.add(shape)
         if shape not in self.concrete:
             self.concrete[shape] = self._call("output_shape", "init", self._init_shape, shape)
         concrete = self.concrete[shape]
-        rng = jax.random.PRNGKey(int(gen.integers(0, 2**32))) if self.fixed_rng is False else self.fixed_rng
         args = (params, x, state, rng, self.dynamic)
 
         y, new_state = self._call("output_shape", "apply", self._eager, *args)
@@ -239,6 +254,8 @@ class _Checker:
                  or (state is not None and _state_mismatch(state, new_state)))
         if found:
             raise _Violation("output_shape", found)
+        if state is not None:
+            self._check_state_in_inference(args)
         self._check_dtypes(y)
         self._check_finite(y)
         self._check_determinism(args, (y, new_state))
@@ -254,6 +271,43 @@ class _Checker:
             self._check_batch_independence(y, separate)
         if self.flags["differentiable"] and shape == self.flags["gradient_shape"]:
             self._check_gradients(args, gen)
+
+    def _check_protocol(self, params, x, state, rng):
+        """The three public functions keep their fixed signatures (once per input shape)."""
+        kwargs = self._kwargs(rng, self.dynamic)
+        with jax.disable_jit():
+            try:
+                out = self.layer.call(params, state, x, **kwargs)
+            except Exception:  # a layer that fails outright is reported by output_shape, with its error
+                return
+            if not (isinstance(out, tuple) and len(out) == 3):
+                raise _Violation("protocol", f"call must return (outputs, new_state, mask), got {_kind(out)}")
+            pair = self._call("protocol", "apply_with_state",
+                              functools.partial(self.layer.apply_with_state, **kwargs), params, state, x)
+            if not (isinstance(pair, tuple) and len(pair) == 2):
+                raise _Violation("protocol", f"apply_with_state must return a pair (outputs, new_state), "
+                                             f"got {_kind(pair)}")
+            try:
+                alone = self.layer.apply(params, x, **kwargs)
+            except Exception as e:
+                if state is None:  # only a layer that needs its state may refuse to run without it
+                    raise _Violation("protocol", f"apply raised {type(e).__name__}: {e}") from e
+                return
+        # Structure and shapes only: the declared shape is output_shape's, equal values determinism's.
+        shapes = [jax.tree_util.tree_map(jnp.shape, y) for y in (alone, pair[0])]
+        if shapes[0] != shapes[1]:
+            found = f"apply gives outputs shaped {shapes[0]}, apply_with_state {shapes[1]}"
+            raise _Violation("protocol", f"apply must return the outputs alone: {found}")
+
+    def _check_state_in_inference(self, args):
+        params, x, state, rng, dynamic = args
+        kwargs = {**self._kwargs(rng, dynamic), "train": False}
+        with jax.disable_jit():
+            _, new_state = self._call("state_in_inference", "apply_with_state(train=False)",
+                                      functools.partial(self.layer.apply_with_state, **kwargs), params, state, x)
+        found = _mismatch(state, new_state, 0.0, 0.0, "state", ("init", "apply_with_state(train=False)"))
+        if found:
+            raise _Violation("state_in_inference", f"the state moved with train=False: {found}")
 
     def _compare(self, prop, expected, actual, rtol, labels):
         found = _mismatch(expected[0], actual[0], rtol, rtol / 10, "output", labels)
@@ -410,21 +464,27 @@ def check_layer(layer, input_shape, *, dtype=jnp.float32, batch_independent: boo
     ``value_range``, default ``(-2, 2)``; integer inputs need one, e.g. ``(0, vocab)``) and
     rng keys, checks in order:
 
-    1. ``output_shape``: the shape ``init`` declares (with ``-1`` and concrete) is the one
+    1. ``protocol``: ``call`` returns ``(outputs, new_state, mask)``, ``apply_with_state``
+       a pair ``(outputs, new_state)`` and ``apply`` the outputs alone, shaped as declared
+       (a stateful layer may refuse to run without its state);
+    2. ``output_shape``: the shape ``init`` declares (with ``-1`` and concrete) is the one
        ``apply`` returns; a stateful layer's new state keeps init's shapes;
-    2. ``dtype``: outputs have the input's float dtype (float32 for integer inputs) or ``out_dtype``;
-    3. ``finite_outputs``;
-    4. ``determinism``: two calls without jit (under ``jax.disable_jit``) agree, and two traces
+    3. ``state_in_inference`` (stateful layers): ``apply_with_state(..., train=False)``
+       returns the state unchanged (running statistics move only in training);
+    4. ``dtype``: outputs have the input's float dtype (float32 for integer inputs) or ``out_dtype``;
+    5. ``finite_outputs``;
+    6. ``determinism``: two calls without jit (under ``jax.disable_jit``) agree, and two traces
        build the same program (catches hidden Python state, ``numpy.random``);
-    5. ``jit_consistency``: ``jax.jit(apply)`` agrees with ``apply`` run without jit;
-    6. ``batch_independence`` (unless ``batch_independent=False``): the batch's outputs equal
+    7. ``jit_consistency``: ``jax.jit(apply)`` agrees with ``apply`` run without jit;
+    8. ``batch_independence`` (unless ``batch_independent=False``): the batch's outputs equal
        ``jax.vmap`` over one-example batches;
-    7. ``gradients`` (unless ``differentiable=False``; on the largest shape): ``jax.grad``
+    9. ``gradients`` (unless ``differentiable=False``; on the largest shape): ``jax.grad``
        of a random projection of the outputs, along a random direction in (params, float
        inputs), matches central finite differences in float64, at params nudged off exact
        values such as zero biases (so no unit sits on a relu kink).
 
-    Stateful layers get ``state`` from :func:`fnnet.init_with_state`; every call gets a
+    Stateful layers get ``state`` from ``layer.init_with_state`` and run through
+    ``layer.apply_with_state``; every call gets a
     drawn ``rng`` unless ``rng=`` is given; other ``apply_kwargs`` (``train=True``) are passed
     on. ``input_shape`` may be nested for layers taking several inputs (``dtype`` then
     a scalar or a matching tuple). ``max_examples=None`` follows the active hypothesis profile;
@@ -436,25 +496,25 @@ def check_layer(layer, input_shape, *, dtype=jnp.float32, batch_independent: boo
     >>> try:
     ...     fnnet.testing.check_layer(mixes, (-1, 3), max_examples=2)
     ... except AssertionError as e:
-    ...     print(str(e)[:80])
-    property 'batch_independence' violated by Lambda(center) on input shape (3, 3) (
+    ...     print(str(e)[:76])
+    property 'batch_independence' violated by center (Lambda(<lambda>)) on input
     """
     layer = as_layer(layer)
     input_shape = strategies.as_shape_tree(input_shape)
-    dtype = strategies._dtype_tree(input_shape, dtype)
+    dtype = strategies.dtype_tree(input_shape, dtype)
     dtypes = jax.tree_util.tree_leaves(dtype)
     if value_range is None:
         if any(jnp.issubdtype(d, jnp.integer) for d in dtypes):
             raise ValueError("integer inputs need value_range=(low, high), e.g. (0, vocab_size) for an Embedding")
         value_range = (-2.0, 2.0)
-    initialised = init_with_state(layer, jax.random.PRNGKey(0), input_shape)  # usage errors: raised unwrapped
+    initialised = layer.init_with_state(jax.random.PRNGKey(0), input_shape)  # usage errors: raised unwrapped
     # Gradients are checked on the largest drawn shape only: their program is the costliest
     # to compile, one per shape, and a batch of one cannot show a gradient that mixes examples.
     gradient_shape = strategies.fill_shape(input_shape, max(batch_sizes), max(dim_sizes))
     flags = {"batch_independent": batch_independent, "differentiable": differentiable, "out_dtype": out_dtype,
              "gradient_shape": gradient_shape}
     checker = _Checker(layer, input_shape, dtype, tuple(value_range), flags, apply_kwargs, initialised)
-    name = getattr(layer, "name", "layer")
+    name = layer.name if layer.description == layer.name else f"{layer.name} ({layer.description})"
 
     def run(shape, seed):
         try:

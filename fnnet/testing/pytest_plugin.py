@@ -36,14 +36,17 @@ def layer_contract_test(layer, input_shape, **flags):
     >>> test_tanh()
     """
 
+    from ..core import Layer
+
     def build():
-        return layer if isinstance(layer, tuple) else layer()
+        return layer if isinstance(layer, (tuple, Layer)) else layer()
 
     def test():
         from .check import check_layer as check
         check(build(), input_shape, **flags)
 
-    label = getattr(layer, "name", getattr(layer, "__name__", "layer"))
+    # A layer's type (Tanh), not its key (tanh); a builder function by its own name.
+    label = layer.description if isinstance(layer, Layer) else getattr(layer, "__name__", "layer")
     test.__name__ = test.__qualname__ = "test_contract_" + "".join(c if c.isalnum() else "_" for c in label)
     test.__doc__ = f"The layer contract of {label} for input shape {input_shape}."
     return test

@@ -13,7 +13,6 @@ import numpy as np
 from hypothesis import strategies as st
 
 from ..combinators import serial
-from ..core import init_with_state
 from ..layers import Activation, BatchNorm, Dense, Dropout, Gelu, LayerNorm, Relu, Sigmoid, Tanh
 
 # Few sizes, so that few programs compile: 1 for the edge case, 3 to mix examples or steps.
@@ -28,17 +27,17 @@ def is_shape(shape) -> bool:
     >>> is_shape((-1, 3)), is_shape(((-1, 3), (-1, 4)))
     (True, False)
     """
-    return isinstance(shape, (tuple, list)) and all(isinstance(d, (int, np.integer)) for d in shape)
+    return isinstance(shape, (tuple, list)) and all(d is None or isinstance(d, (int, np.integer)) for d in shape)
 
 
 def as_shape_tree(shape):
-    """Normalise a shape, or nested shapes, to tuples of Python ints (lists, numpy ints accepted).
+    """Normalise a shape, or nested shapes, to tuples of Python ints (lists, numpy ints and ``None`` accepted).
 
-    >>> as_shape_tree([[-1, 3], [-1, 4]])
+    >>> as_shape_tree([[None, 3], [-1, 4]])
     ((-1, 3), (-1, 4))
     """
     if is_shape(shape):
-        return tuple(int(d) for d in shape)
+        return tuple(-1 if d is None else int(d) for d in shape)
     return tuple(as_shape_tree(s) for s in shape)
 
 
@@ -78,11 +77,16 @@ def input_shapes(input_shape, batch_sizes=BATCH_SIZES, dim_sizes=DIM_SIZES):
     return st.builds(fill_shape, st.just(input_shape), st.sampled_from(batch_sizes), sizes)
 
 
-def _dtype_tree(shape, dtype):
+def dtype_tree(shape, dtype):
+    """A dtype for each shape in ``shape`` (nested like it): ``dtype`` alone, or a matching tuple.
+
+    >>> dtype_tree(((2,), (3,)), 'float32')
+    ('float32', 'float32')
+    """
     if is_shape(shape):
         return dtype
     dtypes = dtype if isinstance(dtype, (tuple, list)) else [dtype] * len(shape)
-    return tuple(_dtype_tree(s, d) for s, d in zip(shape, dtypes))
+    return tuple(dtype_tree(s, d) for s, d in zip(shape, dtypes))
 
 
 def random_arrays(seed: int, shape, dtype=np.float32, low=-2.0, high=2.0):
@@ -105,7 +109,7 @@ def random_arrays(seed: int, shape, dtype=np.float32, low=-2.0, high=2.0):
             return gen.uniform(low, high, size=s).astype(d)
         return tuple(draw(si, di) for si, di in zip(s, d))
 
-    return draw(shape, _dtype_tree(shape, dtype))
+    return draw(shape, dtype_tree(shape, dtype))
 
 
 def arrays(shape, dtype=np.float32, *, low=-2.0, high=2.0):
@@ -135,7 +139,7 @@ def rng_keys():
 
 
 def layer_params(layer, input_shape):
-    """Params of ``layer`` for ``input_shape``, initialised with a drawn rng key.
+    """Params of ``layer`` for ``input_shape``, from ``layer.init_with_state`` with a drawn rng key.
 
     >>> import fnnet
     >>> from hypothesis import given, settings
@@ -146,10 +150,10 @@ def layer_params(layer, input_shape):
     >>> test()
     """
     input_shape = as_shape_tree(input_shape)
-    return rng_keys().map(lambda key: init_with_state(layer, key, input_shape)[1])
+    return rng_keys().map(lambda key: layer.init_with_state(key, input_shape)[1])
 
 
-_PARAM_NAMES = ("kernel", "bias", "gamma", "beta", "embeddings", "recurrent_kernel", "dense_0", "lstm_1")
+_PARAM_NAMES = ("kernel", "bias", "gamma", "beta", "embeddings", "recurrent_kernel", "dense", "lstm_1")
 
 
 def param_trees(max_leaves: int = 5, max_rank: int = 2, max_dim: int = 3):
@@ -187,22 +191,22 @@ def _stack_choices(units, dropout, batch_norm):
 
 
 def _named_serial(layers):
-    stack = serial(*layers)
-    # A readable name, so a failing example says which stack it was.
-    stack.name = "serial(" + ", ".join(layer.name for layer in layers) + ")"
-    return stack
+    # A readable name, so a failing example says which stack it was (layers are immutable:
+    # the name is given with with_name, as a key made of the children's names).
+    return serial(*layers).with_name("serial-" + "-".join(layer.name for layer in layers))
 
 
 def layer_stacks(max_layers: int = 4, units=(1, 3, 4), *, dropout: bool = True, batch_norm: bool = True):
     """``serial`` stacks of random Dense / activation / LayerNorm / Dropout / BatchNorm layers.
 
-    Every stack takes any ``(-1, features)`` input. Its ``name`` lists its layers.
+    Every stack takes any ``(-1, features)`` input. Its ``name`` lists its layers
+    (``'serial-dense-relu'``).
 
     >>> from hypothesis import given, settings
     >>> @settings(max_examples=5)
     ... @given(layer_stacks(max_layers=2))
     ... def test(stack):
-    ...     assert stack.name.startswith('serial(')
+    ...     assert stack.name.startswith('serial-')
     >>> test()
     """
     return st.lists(_stack_choices(units, dropout, batch_norm), min_size=1, max_size=max_layers).map(_named_serial)

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..io.checkpoint import keypath_str, load_checkpoint
-from ..core import as_layer, init_state, init_with_state
+from ..core import as_layer
 from . import sharding
 from .callbacks import TrainingRun, as_callback
 from .progress import Progress
@@ -137,24 +137,26 @@ def initial_state(model, x):
     >>> from fnnet.training.loop import initial_state
     >>> initial_state(fnnet.Dense(2), np.ones((4, 3))) is None
     True
-    >>> sorted(initial_state(fnnet.serial(fnnet.Dense(2), fnnet.BatchNorm()), np.ones((4, 3)))['batch_norm_1'])
+    >>> sorted(initial_state(fnnet.serial(fnnet.Dense(2), fnnet.BatchNorm()), np.ones((4, 3)))['batch_norm'])
     ['mean', 'var']
     """
     shape = _input_shape(x)
+    model = as_layer(model)
+
+    def build():
+        # Only the state is wanted: params are initialised abstractly, the state for real.
+        probe = jax.eval_shape(lambda: model.init_with_state(jax.random.PRNGKey(0), shape)[2])
+        if probe is None:
+            return None
+        return jax.jit(lambda key: model.init_with_state(key, shape)[2])(jax.random.PRNGKey(0))
+
     try:
-        return _cached_initial_state(model, shape)
+        hash(shape)
     except TypeError:  # an unhashable shape tree (dict inputs)
-        return _initial_state_for(model, shape)
-
-
-def _initial_state_for(model, shape):
-    probe = jax.eval_shape(lambda: init_with_state(model, jax.random.PRNGKey(0), shape)[2])
-    return None if probe is None else init_state(model, shape)
-
-
-# Tracing a model's init costs milliseconds: once per (model, input shape). fit copies the
-# state before donating it, so the cached arrays are never consumed.
-_cached_initial_state = functools.lru_cache(maxsize=64)(_initial_state_for)
+        return build()
+    # Tracing a model's init costs milliseconds: once per input shape, kept on the model (it
+    # goes with it). fit never donates the state it was given, so the kept arrays stay valid.
+    return model.memo(("fnnet.training.initial_state", shape), build)
 
 
 def _split_validation(x, y, validation_data, validation_split):
@@ -246,7 +248,7 @@ def fit(model, params, x, y, *, loss, optimizer, epochs, batch_size, seed=0, val
 
     Args:
         model: an fnnet layer (or stax pair); called as
-            ``model.apply(params, x, state=state, train=True, rng=key)``.
+            ``model.apply_with_state(params, state, x, train=True, rng=key)``.
         params: initial params (not modified: fit works on copies).
         x, y: arrays (numpy, jax, pandas) or pytrees of arrays sharing the first axis.
         loss: Keras name (``'mse'``, ...) or callable ``(y_true, y_pred) -> scalar``
@@ -265,7 +267,7 @@ def fit(model, params, x, y, *, loss, optimizer, epochs, batch_size, seed=0, val
         state: model state (BatchNorm statistics); None initialises it for stateful models.
         verbose: 0 silent, 1 a line per epoch with a live bar on terminals, 2 a line per epoch.
         shuffle: reshuffle the training rows every epoch.
-        frozen: param path selectors kept fixed (``['dense_0']``; see :func:`fnnet.freeze`).
+        frozen: param path selectors kept fixed (``['dense']``, by layer name; see :func:`fnnet.freeze`).
         resume_from: a checkpoint written by :class:`fnnet.ModelCheckpoint`; training
             continues from it exactly as if never interrupted. A path that does not
             exist yet starts from scratch, so one script serves the first run and restarts.

@@ -122,7 +122,14 @@ def categorical_crossentropy(y_true, y_pred, from_logits=False):
     return per_example_mean(-jnp.sum(y_true * jnp.log(p), axis=-1))
 
 
-def _integer_labels(y_true, y_pred, name):
+def integer_labels(y_true, y_pred, name):
+    """``y_true`` as int32 class labels fitting ``y_pred`` (a trailing axis of 1 dropped), or a
+    ``ValueError`` naming ``name`` (shared with :mod:`fnnet.metrics`).
+
+    >>> import jax.numpy as jnp
+    >>> integer_labels(jnp.array([[1], [0]]), jnp.ones((2, 3)), 'accuracy').tolist()
+    [1, 0]
+    """
     y_true = jnp.asarray(y_true)
     y_pred = jnp.asarray(y_pred)
     if y_true.ndim == y_pred.ndim and y_true.shape[-1] == 1:
@@ -141,7 +148,7 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False):
     [0.2877]
     """
     y_pred = jnp.asarray(y_pred)
-    labels = _integer_labels(y_true, y_pred, "sparse_categorical_crossentropy")
+    labels = integer_labels(y_true, y_pred, "sparse_categorical_crossentropy")
     if from_logits:
         return per_example_mean(optax.softmax_cross_entropy_with_integer_labels(y_pred, labels))
     p = y_pred / jnp.sum(y_pred, axis=-1, keepdims=True)
@@ -215,9 +222,9 @@ def per_example(fn: Callable) -> Callable:
     return jax.vmap(one)
 
 
-def _over_outputs(fn, average=False):
+def over_outputs(fn, average=False):
     """Apply a per-example function to each (y_true, y_pred) leaf pair and sum (losses, as Keras
-    sums multi-output losses) or ``average`` (metrics) the results."""
+    sums multi-output losses) or ``average`` (metrics) the results (shared with :mod:`fnnet.metrics`)."""
 
     def total(y_true, y_pred):
         trues, preds = jax.tree_util.tree_leaves(y_true), jax.tree_util.tree_leaves(y_pred)
@@ -231,7 +238,13 @@ def _over_outputs(fn, average=False):
     return total
 
 
-def _name_of(fn) -> str:
+def name_of(fn) -> str:
+    """The history key of a loss or metric function (its ``__name__``; a partial's function's).
+
+    >>> import functools
+    >>> name_of(functools.partial(mean_squared_error))
+    'mean_squared_error'
+    """
     return getattr(fn, "__name__", None) or getattr(getattr(fn, "func", None), "__name__", None) or "loss"
 
 
@@ -253,10 +266,10 @@ def get_loss(loss) -> Loss:
         if key not in LOSSES:
             raise ValueError(f"unknown loss {loss!r}; known names: {', '.join(sorted(LOSSES))}")
         fn = LOSSES[key]
-        return Loss(_name_of(fn) + ("_from_logits" if key.endswith("_from_logits") else ""),
-                    _over_outputs(fn), key.endswith("_from_logits"))
+        return Loss(name_of(fn) + ("_from_logits" if key.endswith("_from_logits") else ""),
+                    over_outputs(fn), key.endswith("_from_logits"))
     if callable(loss):
         from_logits = isinstance(loss, functools.partial) and bool(loss.keywords.get("from_logits"))
-        fn = _over_outputs(loss) if _is_built_in(loss) else per_example(loss)
-        return Loss(_name_of(loss), fn, from_logits)
+        fn = over_outputs(loss) if _is_built_in(loss) else per_example(loss)
+        return Loss(name_of(loss), fn, from_logits)
     raise TypeError(f"loss must be a Keras loss name or a callable (y_true, y_pred) -> scalar, got {loss!r}")

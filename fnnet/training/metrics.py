@@ -52,7 +52,7 @@ def sparse_categorical_accuracy(y_true, y_pred):
     >>> fnnet.metrics.sparse_categorical_accuracy(jnp.array([0, 0]), jnp.array([[0.9, 0.1], [0.2, 0.8]])).tolist()
     [1.0, 0.0]
     """
-    labels = _losses._integer_labels(y_true, y_pred, "sparse_categorical_accuracy")
+    labels = _losses.integer_labels(y_true, y_pred, "sparse_categorical_accuracy")
     hit = jnp.argmax(y_pred, axis=-1) == labels
     return _losses.per_example_mean(hit.astype(jnp.float32))
 
@@ -134,14 +134,14 @@ def get_metric(metric, loss=None) -> Metric:
         key = metric.lower()
         if key in ("accuracy", "acc"):
             from_logits = loss is not None and _losses.get_loss(loss).from_logits
-            return Metric(metric, _losses._over_outputs(functools.partial(accuracy, from_logits=from_logits),
+            return Metric(metric, _losses.over_outputs(functools.partial(accuracy, from_logits=from_logits),
                                                         average=True))
         if key not in _BY_NAME:
             raise ValueError(f"unknown metric {metric!r}; known names: {', '.join(METRIC_NAMES)}")
         fn, finalize = _BY_NAME[key]
-        return Metric(metric, _losses._over_outputs(fn, average=True), finalize)
+        return Metric(metric, _losses.over_outputs(fn, average=True), finalize)
     if callable(metric):
-        return Metric(_losses._name_of(metric), _losses.per_example(metric))
+        return Metric(_losses.name_of(metric), _losses.per_example(metric))
     raise TypeError(f"metric must be a Keras metric name or a callable (y_true, y_pred) -> scalar, got {metric!r}")
 
 

@@ -81,16 +81,22 @@ def _matches(path: str, selector: str) -> bool:
 def trainable_labels(params, frozen=(), trainable=None):
     """A pytree like ``params`` with ``'trainable'`` or ``'frozen'`` at each leaf.
 
-    ``frozen`` lists path selectors: a path such as ``'dense_0'`` (everything under it),
-    ``'dense_0/kernel'``, or a glob such as ``'*/bias'``. ``trainable`` is an optional
+    ``frozen`` lists path selectors made of layer names, the keys of the params dicts: a
+    path such as ``'dense'`` (everything under it), ``'encoder/dense_1/kernel'``, or a glob
+    such as ``'*/bias'``. Layers are keyed Keras-style (``dense``, ``dense_1``, ... or their
+    explicit ``name=``), so naming the layers to freeze makes the selector obvious.
+    ``trainable`` is an optional
     predicate on the leaf path string; a leaf is frozen if a selector matches it or the
     predicate returns False. A selector that matches nothing is an error (a typo would
     otherwise train everything silently).
 
-    >>> import fnnet, jax.numpy as jnp
-    >>> params = {'dense_0': {'kernel': jnp.ones(2), 'bias': jnp.ones(1)}, 'dense_1': {'kernel': jnp.ones(2)}}
-    >>> fnnet.optimizers.trainable_labels(params, ['dense_0'])
-    {'dense_0': {'bias': 'frozen', 'kernel': 'frozen'}, 'dense_1': {'kernel': 'trainable'}}
+    >>> import fnnet, jax
+    >>> model = fnnet.serial(fnnet.Dense(2, name='encoder'), fnnet.Relu, fnnet.Dense(1))
+    >>> _, params = model.init(jax.random.PRNGKey(0), (None, 3))
+    >>> fnnet.optimizers.trainable_labels(params, ['encoder'])
+    {'dense': {'bias': 'trainable', 'kernel': 'trainable'}, 'encoder': {'bias': 'frozen', 'kernel': 'frozen'}}
+    >>> fnnet.optimizers.trainable_labels(params, ['*/bias'])['dense']
+    {'bias': 'frozen', 'kernel': 'trainable'}
     """
     if isinstance(frozen, str):
         frozen = [frozen]
@@ -100,7 +106,7 @@ def trainable_labels(params, frozen=(), trainable=None):
     if unused:
         tops = sorted({p.split("/")[0] for p in paths})
         raise ValueError(f"frozen selectors {unused} match no parameter; top-level params are {tops} "
-                         "(use paths such as 'dense_0' or 'dense_0/kernel', or globs such as '*/bias')")
+                         "(use layer names such as 'dense' or paths such as 'dense_1/kernel', or globs such as '*/bias')")
     labels = []
     for path in paths:
         is_frozen = any(_matches(path, s) for s in frozen) or (trainable is not None and not trainable(path))
@@ -118,11 +124,11 @@ def freeze(optimizer, params=None, frozen=(), *, trainable=None) -> optax.Gradie
     for any params with those paths.
 
     >>> import fnnet, jax, jax.numpy as jnp, optax
-    >>> params = {'dense_0': {'kernel': jnp.ones(2)}, 'dense_1': {'kernel': jnp.ones(2)}}
-    >>> opt = fnnet.freeze('sgd', params, ['dense_0'])
+    >>> params = {'dense': {'kernel': jnp.ones(2)}, 'dense_1': {'kernel': jnp.ones(2)}}
+    >>> opt = fnnet.freeze('sgd', params, ['dense'])
     >>> grads = jax.tree_util.tree_map(jnp.ones_like, params)
     >>> updates, _ = opt.update(grads, opt.init(params), params)
-    >>> updates['dense_0']['kernel'].tolist(), updates['dense_1']['kernel'].tolist()
+    >>> updates['dense']['kernel'].tolist(), updates['dense_1']['kernel'].tolist()
     ([0.0, 0.0], [-0.009999999776482582, -0.009999999776482582])
     """
     frozen = (frozen,) if isinstance(frozen, str) else tuple(frozen)

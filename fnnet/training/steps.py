@@ -3,8 +3,8 @@
 
 Everything here is pure; :mod:`fnnet.training.loop` drives it. A :class:`Program` holds
 the compiled functions for one (model, loss, metrics, optimizer, mesh) combination and
-is cached, so fitting the same model again (cross-validation folds, benchmarks) does
-not compile again.
+is kept on the model (``model.memo``), so fitting the same model again (cross-validation
+folds, benchmarks) does not compile again, and the compiled programs go with the model.
 
 Exactness: each step sums per-example losses and metric values; the epoch's value is
 the sum over all examples divided by their count, so the last partial batch (run as its
@@ -20,7 +20,6 @@ to that step to recover the last finite params exactly, at no cost to healthy ep
 
 from __future__ import annotations
 
-import functools
 from typing import NamedTuple
 
 import jax
@@ -138,7 +137,7 @@ class Program:
         xb, yb = sharding.constrain_batch(xb, self.mesh), sharding.constrain_batch(yb, self.mesh)
 
         def objective(params):
-            y_pred, new_state = self.model.apply(params, xb, state=carry.state, train=True, rng=rng)
+            y_pred, new_state = self.model.apply_with_state(params, carry.state, xb, train=True, rng=rng)
             per_example = self.loss.per_example(yb, y_pred)
             return jnp.mean(per_example), (y_pred, new_state, per_example)
 
@@ -196,7 +195,7 @@ class Program:
 
     def _batch_sums(self, params, state, xb, yb, weight):
         xb, yb = sharding.constrain_batch(xb, self.mesh), sharding.constrain_batch(yb, self.mesh)
-        y_pred, _ = self.model.apply(params, xb, state=state, train=False)
+        y_pred, _ = self.model.apply_with_state(params, state, xb, train=False)
         keep = weight > 0
         values = [self.loss.per_example(yb, y_pred)] + [m.per_example(yb, y_pred) for m in self.metrics]
         sums = [jnp.sum(jnp.where(keep, v, 0.0)).astype(jnp.float32) for v in values]
@@ -225,7 +224,7 @@ class Program:
 
     def _predict_batch(self, params, state, xb):
         xb = sharding.constrain_batch(xb, self.mesh)
-        y_pred, _ = self.model.apply(params, xb, state=state, train=False)
+        y_pred, _ = self.model.apply_with_state(params, state, xb, train=False)
         return y_pred
 
 
@@ -236,16 +235,11 @@ def _hashable(value):
     return value
 
 
-@functools.lru_cache(maxsize=32)
-def _cached_program(model, loss, metrics, optimizer, frozen, mesh):
-    return Program(model, loss, metrics, optimizer, frozen, mesh)
-
-
 def program(model, loss="mse", metrics=(), optimizer="sgd", frozen=(), mesh=None) -> Program:
-    """The (cached) :class:`Program` for a training configuration.
+    """The :class:`Program` for a training configuration, kept on the model (:meth:`fnnet.Layer.memo`).
 
     Configurations given by names, or by the same callables and optax objects as before,
-    reuse the compiled functions of an earlier call.
+    reuse the compiled functions of an earlier call; they go when the model goes.
 
     >>> import fnnet
     >>> model = fnnet.Dense(1)
@@ -253,8 +247,10 @@ def program(model, loss="mse", metrics=(), optimizer="sgd", frozen=(), mesh=None
     >>> p is program(model, 'mse', ['mae'], 'adam'), p.keys
     (True, ('loss', 'mae'))
     """
-    args = (model, loss, _hashable(metrics), optimizer, _hashable(frozen), mesh)
+    model = as_layer(model)
+    args = (loss, _hashable(metrics), optimizer, _hashable(frozen), mesh)
     try:
-        return _cached_program(*args)
-    except TypeError:  # something unhashable: build without the cache
-        return Program(*args)
+        hash(args)
+    except TypeError:  # something unhashable: build without keeping it
+        return Program(model, *args)
+    return model.memo(("fnnet.training.program",) + args, lambda: Program(model, *args))
