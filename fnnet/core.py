@@ -464,7 +464,7 @@ def _declared_keywords(fn, n_positional: int):
 
 
 def layer(name: str, apply: Callable, init: Callable | None = None, *, init_state: Callable | None = None,
-          compute_mask: Callable | None = None, state_optional: bool = False) -> Layer:
+          compute_mask: Callable | None = None, state_optional: bool = False, input_dtype=jnp.float32) -> Layer:
     """Write a layer in one call; its output shape is inferred with ``jax.eval_shape``.
 
     - ``init(rng, input_shape) -> params`` (default: no params, ``{}``).
@@ -477,6 +477,8 @@ def layer(name: str, apply: Callable, init: Callable | None = None, *, init_stat
     - ``state_optional``: the layer also runs without state (``apply``), receiving
       ``state=None``, as BatchNorm does with batch statistics. Otherwise a stateful layer
       run without state is an error that points to ``apply_with_state``.
+    - ``input_dtype``: the dtype of the stand-in inputs that infer the output shape (e.g.
+      ``jnp.int32`` for a layer that indexes with its inputs).
 
     ``name`` is the layer's type (``'Scale'``); its default key is the snake_case
     (``'scale'``). ``ValueError``/``TypeError`` raised inside become a
@@ -503,7 +505,7 @@ def layer(name: str, apply: Callable, init: Callable | None = None, *, init_stat
         params = init(rng, input_shape) if init is not None else {}
         state = init_state(input_shape) if stateful else None
         probe = {"train": False, "rng": None, "mask": None}
-        out_shape = output_shape(lambda x: run(params, state, x, probe)[0], input_shape)
+        out_shape = output_shape(lambda x: run(params, state, x, probe)[0], input_shape, input_dtype)
         return out_shape, params, state
 
     def call(params, state, x, *, mask, train, rng, **kwargs):
