@@ -8,10 +8,11 @@ import sys as _sys
 
 from .combinators import FanInConcat, FanInSum, FanOut, Identity, Residual, parallel, serial, shape_dependent
 from .core import (LAYER_REGISTRY, SINGLETONS, Layer, LayerError, Node, as_layer, child_keys, error_path,
-                   expect_last_dim, is_empty, layer, output_shape, registered, shape_str, singleton, snake_case,
-                   split_rng, walk)
+                   expect_last_dim, expect_positive_int, is_empty, layer, output_shape, registered, shape_str,
+                   singleton, snake_case, split_rng, walk)
 from .initializers import INITIALIZERS, get_initializer
 from .layers import *  # noqa: F401,F403  (the list lives in layers/__init__.py)
+from .graph import Input, Model, Sequential, SymbolicTensor, call_layer_symbolically
 from .structure.summary import SummaryRow, count_params, summary, summary_rows
 from .io.spec import SpecError, from_spec, register_layer, to_spec
 from .structure.eval_init import eval_init, tree_differences
@@ -23,14 +24,14 @@ from .ensemble import Ensemble, ensemble_loss, ensemble_metric, member_params
 from .io.checkpoint import (CheckpointError, CheckpointMismatchError, CheckpointNotFoundError, checkpoint_manifest,
                             keypath_str, load_checkpoint, save_checkpoint, tree_paths)
 from . import data  # noqa: F401  (fnnet.data stays a submodule; its common names are flat too)
-from .data import StandardScaler, Tokenizer, batches, one_hot, pad_sequences, train_val_split
+from .data import StandardScaler, Tokenizer, add_weighted_sums, batches, one_hot, pad_sequences, train_val_split
 from .training.plots import plot_history
 from .training import losses, metrics, optimizers  # noqa: F401  (submodules with the Keras names)
 from .training.losses import get_loss
 from .training.metrics import get_metric
 from .training.optimizers import freeze, get_optimizer
-from .training import (CSVLogger, Callback, EarlyStopping, FitResult, ModelCheckpoint, NonFiniteLossError,
-                       ReduceLROnPlateau, TrainingRun, evaluate, fit, predict)
+from .training import (CSVLogger, Callback, DataError, EarlyStopping, FitResult, ModelCheckpoint, NonFiniteLossError,
+                       ReduceLROnPlateau, TrainingEndError, TrainingRun, check_data, evaluate, fit, predict)
 from . import neighbors  # noqa: F401  (fnnet.neighbors.kneighbors / classify / regress)
 from .neighbors import KNNClassifier, KNNRegressor
 from .keras.importer import KerasImport, KerasImportError, from_keras

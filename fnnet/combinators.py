@@ -37,7 +37,9 @@ def serial(*layers):
     ``dense_1``, ``dense_2``, ... for repeats; layers without params or state take no
     entry, so inserting a ``Dropout`` renames nothing. Raw stax layers mix in unchanged
     (their params stay stax's tuples). ``rng`` is split across the children; ``train``,
-    state and masks reach every one of them.
+    state and masks reach every one of them. A layer object given twice holds two sets of
+    params, one per position (stax's rule); to share weights, call the layer twice in a
+    graph (:class:`fnnet.Model`).
 
     >>> import fnnet, jax
     >>> mlp = fnnet.serial(fnnet.Dense(400), fnnet.Relu, fnnet.Dense(200), fnnet.Relu, fnnet.Dense(1))

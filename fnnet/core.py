@@ -243,8 +243,11 @@ class Layer:
     __slots__ = _FIELDS + ("_type", "_explicit", "_inner", "_memo", "__weakref__")
 
     def __init__(self, init_with_state: Callable, call: Callable, *, name: str,
-                 children: tuple = (), spec: tuple | None = None):
-        self._build(init_with_state, call, type_name=name, name=snake_case(name), explicit=False,
+                 children: tuple = (), spec: tuple | None = None, key: str | None = None):
+        # ``name`` is the type (``'Model'``); ``key`` an explicit key, as ``with_name`` gives.
+        if key is not None:
+            _check_key(key)
+        self._build(init_with_state, call, type_name=name, name=key or snake_case(name), explicit=key is not None,
                     children=tuple(children), spec=spec)
 
     def _build(self, init_with_state, call, *, type_name, name, explicit, children, spec):
@@ -313,12 +316,22 @@ class Layer:
     def __getitem__(self, index):
         return (self.init, self.apply)[index]
 
-    def __call__(self, *args, name: str | None = None):
-        """``fnnet.Relu()`` is ``fnnet.Relu`` (stax's singletons); ``name=`` gives a renamed copy."""
-        if args:
+    def __call__(self, *args, name: str | None = None, **kwargs):
+        """``fnnet.Relu()`` is ``fnnet.Relu`` (stax's singletons); ``name=`` gives a renamed copy.
+
+        Called on symbolic tensors (``fnnet.Input``), the layer records a node of a graph
+        instead: the tensors' type carries the ``__fnnet_symbolic_call__`` hook that does it.
+        """
+        symbolic = next((leaf for leaf in jax.tree_util.tree_leaves((args, kwargs))
+                         if hasattr(type(leaf), "__fnnet_symbolic_call__")), None)
+        if symbolic is None and (args or kwargs):
             raise TypeError(f"{self.description} is already a layer; calling it takes no arguments "
-                            "(use apply(params, inputs) to run it)")
-        return self if name is None else self.with_name(name)
+                            "(use apply(params, inputs) to run it, or call it on fnnet.Input tensors "
+                            "to build a graph)")
+        layer = self if name is None else self.with_name(name)
+        if symbolic is not None:
+            return type(symbolic).__fnnet_symbolic_call__(layer, *args, **kwargs)
+        return layer
 
     def __repr__(self):
         return f"<fnnet.Layer {self.name}: {self.description}>"
@@ -354,12 +367,16 @@ class Layer:
         >>> fnnet.Relu.with_name('act').name, fnnet.Relu.name
         ('act', 'relu')
         """
-        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][\w.-]*", name):
-            raise ValueError(f"a layer name is a word of letters, digits, '_', '-', '.', got {name!r}")
+        _check_key(name)
         spec = self.spec
         if spec is not None:
             spec = (spec[0], spec[1], {**spec[2], "name": name})
         return _replace(self, name=name, explicit=True, spec=spec)
+
+
+def _check_key(name):
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][\w.-]*", name):
+        raise ValueError(f"a layer name is a word of letters, digits, '_', '-', '.', got {name!r}")
 
 
 def _replace(layer: Layer, **changes) -> Layer:
@@ -529,6 +546,18 @@ def expect_last_dim(x, expected: int, what: str = "inputs"):
     """
     if jnp.ndim(x) == 0 or x.shape[-1] != expected:
         raise ValueError(f"expected {what} whose last dimension is {expected}, got shape {tuple(jnp.shape(x))}")
+
+
+def expect_positive_int(value, what: str):
+    """Raise a clear :class:`ValueError` unless ``value`` is a whole number >= 1 (for constructors).
+
+    >>> import fnnet
+    >>> fnnet.expect_positive_int(0, 'Dense: units')
+    Traceback (most recent call last):
+    ValueError: Dense: units must be a positive integer, got 0
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{what} must be a positive integer, got {value!r}")
 
 
 # -------------------------------------------------------------------------- names

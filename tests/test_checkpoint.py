@@ -257,3 +257,43 @@ def test_manifest_paths_are_the_tree_paths(tmp_path):
     stored = [leaf["path"] for leaf in fnnet.checkpoint_manifest(path)["leaves"]]
     assert sorted(stored) == sorted(fnnet.tree_paths(tree))
     assert "opt/0/weights" in stored and "t/0" in stored
+
+
+# ------------------------------------------------------------------ issue 20: leftovers and links
+
+def test_issue20_the_next_save_removes_what_a_crashed_save_left(tmp_path):
+    # Issue 20, defect 6: interrupted saves left .name.<hex>.tmp files that no later save removed.
+    path = tmp_path / "c.ckpt"
+    fnnet.save_checkpoint(path, {"w": np.ones(3)})
+    for token in ("0123456789ab", "ba9876543210"):
+        (tmp_path / f".c.ckpt.{token}.tmp").write_bytes(b"half a checkpoint")
+    (tmp_path / ".other.ckpt.0123456789ab.tmp").write_bytes(b"another file's")
+    fnnet.save_checkpoint(path, {"w": np.zeros(3)})
+    assert sorted(os.listdir(tmp_path)) == [".other.ckpt.0123456789ab.tmp", "c.ckpt"]
+    assert fnnet.load_checkpoint(path)["w"].tolist() == [0.0, 0.0, 0.0]
+
+
+def test_saving_through_a_symlink_replaces_its_target_and_keeps_the_link(tmp_path):
+    (tmp_path / "real").mkdir()
+    target = fnnet.save_checkpoint(tmp_path / "real" / "c.ckpt", {"w": np.ones(2)})
+    os.symlink(target, tmp_path / "link.ckpt")
+    fnnet.save_checkpoint(tmp_path / "link.ckpt", {"w": np.zeros(2)})
+    assert (tmp_path / "link.ckpt").is_symlink()
+    assert fnnet.load_checkpoint(target)["w"].tolist() == [0.0, 0.0]
+    assert sorted(os.listdir(tmp_path / "real")) == ["c.ckpt"]
+
+
+def test_a_manifest_cannot_make_loading_allocate_more_than_the_file_holds(tmp_path):
+    import json
+    import zipfile
+    path = fnnet.save_checkpoint(tmp_path / "c.ckpt", {"w": np.ones(4, np.float32)})
+    with zipfile.ZipFile(path) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    manifest = json.loads(members["manifest.json"])
+    manifest["leaves"][0]["shape"] = [10**7, 10**7]  # 400 TB if allocated
+    members["manifest.json"] = json.dumps(manifest)
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    with pytest.raises(fnnet.CheckpointError, match=r"holds 16 bytes, its shape \(10000000, 10000000\)"):
+        fnnet.load_checkpoint(path)

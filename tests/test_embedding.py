@@ -85,3 +85,11 @@ def test_spec_is_recorded():
 def test_unknown_initializer_is_an_error():
     with pytest.raises(ValueError, match="unknown initializer 'nope'"):
         fnnet.Embedding(4, 2, "nope")
+
+
+def test_out_of_range_ids_never_wrap_around_they_give_nan_vectors():
+    layer = fnnet.Embedding(10, 3)
+    _, params = layer.init(KEY, (-1, 3))
+    out = jax.jit(layer.apply)(params, jnp.array([[-1, 10, 4]]))
+    assert bool(jnp.isnan(out[0, 0]).all()) and bool(jnp.isnan(out[0, 1]).all())
+    np.testing.assert_array_equal(out[0, 2], params["embeddings"][4])

@@ -116,3 +116,20 @@ def test_to_keras_reads_the_model_through_one_walk(monkeypatch):
     monkeypatch.setattr(fnnet.core, "_walk_model", counting)
     fnnet.to_keras(model, params, input_shape=(-1, 2))
     assert calls == [(-1, 2)]
+
+
+def test_keras_activation_options_relu_and_rms_layer_norm_export_to_keras_layers():
+    model = fnnet.serial(fnnet.Dense(6), fnnet.ReLU(max_value=1.0, negative_slope=0.1, threshold=0.2),
+                         fnnet.LayerNorm(rms_scaling=True), fnnet.Activation("leaky_relu", negative_slope=0.3),
+                         fnnet.Dense(4), fnnet.Activation("softmax", axis=-1))
+    x = np.random.default_rng(0).normal(size=(5, 3)).astype("float32")
+    km = assert_exports_exactly(model, (None, 3), x)
+    kinds = [type(layer).__name__ for layer in km.layers]
+    assert {"ReLU", "LeakyReLU", "Softmax", "LayerNormalization"} <= set(kinds)
+
+
+def test_an_activation_option_keras_cannot_hold_is_refused():
+    model = fnnet.serial(fnnet.Dense(2), fnnet.Activation("elu", alpha=0.5))
+    params, _ = trained_like(model, (None, 3))
+    with pytest.raises(fnnet.KerasExportError, match="elu"):
+        fnnet.to_keras(model, params, input_shape=(None, 3))

@@ -344,3 +344,13 @@ def test_params_are_keyed_by_the_keras_layer_names():
     assert [key for key, _ in model.children] == ["encoder", km.layers[1].name, "dense", "norm", "price"]
     assert sorted(params) == ["dense", "encoder", "norm", "price"]  # Dropout has no params, so no entry
     np.testing.assert_array_equal(params["encoder"]["kernel"], km.get_layer("encoder").kernel.numpy())
+
+
+def test_the_imported_model_knows_its_input_shape_and_saves_without_one(tmp_path):
+    km = randomize(keras.Sequential([keras.Input((3,)), layers.Dense(4, activation="relu"), layers.Dense(1)]))
+    model, params, state = fnnet.from_keras(km)
+    assert model.input_shape == (-1, 3)
+    fnnet.save_model(tmp_path / "m", model, params, state)
+    loaded, loaded_params, _ = fnnet.load_model(tmp_path / "m")
+    x = np.random.default_rng(0).normal(size=(2, 3)).astype("float32")
+    np.testing.assert_allclose(loaded.apply(loaded_params, x), np.asarray(km(x)), **TOL)

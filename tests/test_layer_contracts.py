@@ -27,6 +27,8 @@ STAX_SINGLETONS = [fnnet.Tanh, fnnet.Relu, fnnet.Exp, fnnet.LogSoftmax, fnnet.So
                    fnnet.Sigmoid, fnnet.Elu, fnnet.LeakyRelu, fnnet.Selu, fnnet.Gelu]
 SEQUENCE = (-1, 3, 3)  # (batch, time, features); "LSTM" and "Embedding" draw the time length too
 TRAIN = {"train": True, "batch_independent": False}
+# Keras activations whose function has arguments without defaults.
+NEEDED_OPTIONS = {"threshold": {"threshold": 0.5, "default_value": 0.0}}
 
 # (id, layer factory, input shape, check_layer flags)
 CASES = [
@@ -34,7 +36,8 @@ CASES = [
     ("Dense", lambda: fnnet.Dense(3), (-1, 4), {}),
     ("Dense relu no bias rank 3", lambda: fnnet.Dense(4, activation="relu", use_bias=False), (-1, 2, 3), {}),
     ("stax activation singletons", lambda: side_by_side(*STAX_SINGLETONS), (-1, 4), {}),
-    ("Activation by Keras name", lambda: side_by_side(*map(fnnet.Activation, fnnet.ACTIVATIONS)), (-1, 4), {}),
+    ("Activation by Keras name", lambda: side_by_side(*[fnnet.Activation(name, **NEEDED_OPTIONS.get(name, {}))
+                                                        for name in fnnet.ACTIVATIONS]), (-1, 4), {}),
     ("elementwise and Lambda", lambda: side_by_side(fnnet.elementwise(jnp.square),
                                                     fnnet.Lambda(lambda x: 2 * x[:, ::-1], name="flip")),
      (-1, 3), {}),
@@ -158,6 +161,11 @@ SAMPLES = {
     "parallel": ((fnnet.Dense(2), fnnet.BatchNorm()), {}, ((-1, 3), (-1, 4))),
     "serial": ((fnnet.Dense(2), fnnet.BatchNorm(), fnnet.Dropout(0.5)), {}, (-1, 3)),
     "shape_dependent": ((lambda shape: fnnet.Dense(shape[-1] * 2),), {}, (-1, 3)),
+    "ReLU": ((), {"max_value": 1.0, "negative_slope": 0.1}, (-1, 3)),
+    "Sequential": (([fnnet.Dense(2), fnnet.BatchNorm()],), {}, (-1, 3)),
+    **{merge: ((), {}, ((-1, 3), (-1, 3))) for merge in ("Add", "Average", "Maximum", "Minimum", "Multiply",
+                                                           "Subtract", "Concatenate")},
+    "Dot": ((1,), {}, ((-1, 3), (-1, 3))),
 }
 SINGLETON_INPUTS = {"FanInSum": ((-1, 3), (-1, 3)), "Flatten": (-1, 2, 3)}
 

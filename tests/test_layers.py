@@ -233,3 +233,50 @@ def test_property_dense_mlp_declared_shape_is_produced(batch, features, units):
     out_shape, params = model.init(jax.random.PRNGKey(0), (-1, features))
     y = model.apply(params, jnp.ones((batch, features)), train=True, rng=jax.random.PRNGKey(1))
     assert y.shape == concrete(out_shape, batch)
+
+
+def _layer_norm_rms_reference(x, gamma, axis, epsilon):
+    # Keras's LayerNormalization(rms_scaling=True): x * rsqrt(var(x) + epsilon) * gamma, no centring.
+    var = np.var(x, axis=axis, keepdims=True)
+    return x / np.sqrt(var + epsilon) * gamma
+
+
+@pytest.mark.parametrize("axis", [-1, (1, 2)])
+def test_layernorm_rms_scaling_matches_keras_formula(axis):
+    x = np.random.default_rng(0).normal(1.0, 2.0, size=(3, 4, 5)).astype(np.float32)
+    layer = fnnet.LayerNorm(axis, rms_scaling=True)
+    _, params = layer.init(jax.random.PRNGKey(0), x.shape)
+    assert sorted(params) == ["gamma"]  # Keras builds no beta with rms_scaling
+    gamma = np.random.default_rng(1).normal(size=params["gamma"].shape).astype(np.float32)
+    y = layer.apply({"gamma": jnp.asarray(gamma)}, jnp.asarray(x))
+    shape = [1] * 3
+    for a in ((axis,) if isinstance(axis, int) else axis):
+        shape[a] = x.shape[a]
+    expected = _layer_norm_rms_reference(x.astype(np.float64), gamma.reshape(shape), axis, 1e-3)
+    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_layernorm_rms_scaling_matches_keras():
+    from keras_backend import keras_or_skip
+    import warnings
+    keras = keras_or_skip("LayerNormalization(rms_scaling=True)")
+    x = np.random.default_rng(2).normal(0.5, 3.0, size=(4, 6)).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Keras 3 deprecates the option, and says so
+        k_layer = keras.layers.LayerNormalization(rms_scaling=True, epsilon=1e-2)
+    k_layer(x)  # builds gamma
+    k_layer.gamma.assign(np.linspace(0.5, 2.0, 6).astype(np.float32))
+    expected = np.asarray(k_layer(x))
+    params = {"gamma": jnp.asarray(k_layer.gamma)}
+    np.testing.assert_allclose(fnnet.LayerNorm(epsilon=1e-2, rms_scaling=True).apply(params, jnp.asarray(x)),
+                               expected, rtol=1e-6, atol=1e-6)
+
+
+def test_layernorm_rms_scaling_passes_check_layer_and_round_trips():
+    import fnnet.testing
+    layer = fnnet.LayerNorm(rms_scaling=True)
+    fnnet.testing.check_layer(layer, (-1, 5), max_examples=3)
+    rebuilt = fnnet.from_spec(fnnet.to_spec(layer))
+    _, params = layer.init(jax.random.PRNGKey(0), (-1, 5))
+    x = jax.random.normal(jax.random.PRNGKey(1), (2, 5))
+    np.testing.assert_array_equal(rebuilt.apply(params, x), layer.apply(params, x))

@@ -52,7 +52,7 @@ def vector_stacks(draw):
             layers += [fnnet.Reshape((width, 1)), fnnet.Flatten]
         elif kind == "function":
             layers.append(draw(st.sampled_from([fnnet.elementwise(jax.nn.leaky_relu, negative_slope=0.3),
-                                                fnnet.Lambda(jnp.tanh, name="squash")])))
+                                                fnnet.Lambda(jnp.tanh)])))
         else:
             width = draw(st.integers(1, 3))
             layers.append(fnnet.Ensemble(fnnet.Dense(width), 2, reduce="mean"))
@@ -136,7 +136,7 @@ def saved_mlp(tmp_path):
 def test_checkpoint_with_wrong_shape_is_refused_naming_the_path(saved_mlp):
     folder, _, params = saved_mlp
     wrong = {**params, "dense_1": {"kernel": jnp.zeros((4, 1)), "bias": params["dense_1"]["bias"]}}
-    fnnet.save_checkpoint(folder / saved_model.WEIGHTS_FILE, {"params": wrong, "state": None})
+    fnnet.save_checkpoint(saved_model.weights_file(folder), {"params": wrong, "state": None})
     with pytest.raises(fnnet.SavedModelError, match=r"shape differs .*params/dense_1/kernel \(4, 1\) vs \(5, 1\)") as e:
         fnnet.load_model(folder)
     assert e.value.shape_mismatch == [("params/dense_1/kernel", [4, 1], (5, 1))]
@@ -147,7 +147,7 @@ def test_checkpoint_with_missing_extra_and_wrong_dtype_lists_every_path(saved_ml
     wrong = {"dense": {"kernel": params["dense"]["kernel"].astype(jnp.float16), "bias": params["dense"]["bias"],
                        "scale": jnp.ones(5)},
              "dense_1": {"kernel": params["dense_1"]["kernel"]}}
-    fnnet.save_checkpoint(folder / saved_model.WEIGHTS_FILE, {"params": wrong, "state": None})
+    fnnet.save_checkpoint(saved_model.weights_file(folder), {"params": wrong, "state": None})
     with pytest.raises(fnnet.SavedModelError) as e:
         fnnet.load_model(folder)
     message = str(e.value)
@@ -245,50 +245,99 @@ def test_replacing_a_model_leaves_only_the_new_one(saved_mlp):
     assert siblings(folder) == [folder.name]  # no temporary or set-aside copies remain
 
 
-@pytest.mark.parametrize("module, failing", [(saved_model, "save_checkpoint"), (saved_model, "_write_json"),
-                                             (atomic, "swap_directory")])
-def test_a_failed_save_keeps_the_old_model_whole(saved_mlp, monkeypatch, module, failing):
+@pytest.mark.parametrize("failing", ["save_checkpoint", "_write_json"])
+def test_a_failed_save_keeps_the_old_model_whole(saved_mlp, monkeypatch, failing):
     folder, model, params = saved_mlp
-    original = getattr(module, failing)
+    original = getattr(saved_model, failing)
 
     def fail_midway(*args, **kwargs):
-        original(*args, **kwargs) if failing != "swap_directory" else None
+        original(*args, **kwargs)
         raise OSError("disk full")
 
-    monkeypatch.setattr(module, failing, fail_midway)
+    monkeypatch.setattr(saved_model, failing, fail_midway)
     other = fnnet.serial(fnnet.Dense(2))
     _, other_params = other.init(jax.random.PRNGKey(1), (-1, 3))
     with pytest.raises(OSError, match="disk full"):
         fnnet.save_model(folder, other, other_params, input_shape=(-1, 3))
-    loaded, loaded_params, _ = fnnet.load_model(folder)
-    assert fnnet.to_spec(loaded) == fnnet.to_spec(model)
-    assert_trees_equal(loaded_params, params)
-    assert siblings(folder) == [folder.name]
-
-
-def test_rename_failure_puts_the_old_model_back(saved_mlp, monkeypatch):
-    folder, model, params = saved_mlp
-    real_rename = os.rename
-
-    def rename(src, dst):
-        if str(src).endswith(".tmp"):
-            raise OSError("rename refused")
-        real_rename(src, dst)
-
-    monkeypatch.setattr(saved_model.os, "rename", rename)
-    with pytest.raises(OSError, match="rename refused"):
-        fnnet.save_model(folder, model, params, input_shape=(-1, 3))
     monkeypatch.undo()
-    assert_trees_equal(fnnet.load_model(folder)[1], params)
+    loaded, loaded_params, _ = fnnet.load_model(folder)
+    if failing == "save_checkpoint":  # failed before model.json switched: still the old model
+        assert fnnet.to_spec(loaded) == fnnet.to_spec(model)
+        assert_trees_equal(loaded_params, params)
+    else:  # model.json was replaced: the new model, whole
+        assert fnnet.to_spec(loaded) == fnnet.to_spec(other)
+        assert_trees_equal(loaded_params, other_params)
     assert siblings(folder) == [folder.name]
+    fnnet.save_model(folder, model, params, input_shape=(-1, 3))  # the next save cleans up
+    assert len(os.listdir(folder)) == 2
 
 
-def test_interrupted_replacement_is_explained(saved_mlp):
+def test_saving_through_a_symlink_writes_to_its_target(saved_mlp, tmp_path):
+    folder, model, params = saved_mlp
+    link = tmp_path / "link"
+    os.symlink(folder, link)
+    other = fnnet.serial(fnnet.Dense(2))
+    _, other_params = other.init(jax.random.PRNGKey(1), (-1, 3))
+    fnnet.save_model(link, other, other_params, input_shape=(-1, 3))
+    assert link.is_symlink() and os.path.samefile(link, folder)
+    assert fnnet.to_spec(fnnet.load_model(folder)[0]) == fnnet.to_spec(other)
+    assert not any(".old" in name or ".tmp" in name for name in os.listdir(tmp_path) + os.listdir(folder))
+
+
+def test_issue20_data_loss_folder_with_foreign_model_json_is_refused(tmp_path):
+    # Issue 20, defect 1: a folder holding some model.json (a TF.js model, '{}') was replaced whole.
+    project = tmp_path / "p"
+    (project / "src").mkdir(parents=True)
+    (project / "model.json").write_text("{}")
+    (project / "src" / "main.py").write_text("print('mine')")
+    _, params = fnnet.Dense(1).init(jax.random.PRNGKey(0), (-1, 2))
+    with pytest.raises(fnnet.SavedModelError, match=r"not an fnnet model directory.*refusing to replace it"):
+        fnnet.save_model(project, fnnet.Dense(1), params)
+    (project / "src").rename(tmp_path / "elsewhere")  # even a lone '{}' model.json is not fnnet's
+    with pytest.raises(fnnet.SavedModelError, match="not an fnnet model directory"):
+        fnnet.save_model(project, fnnet.Dense(1), params)
+    assert (project / "model.json").read_text() == "{}"
+    assert (tmp_path / "elsewhere" / "main.py").read_text() == "print('mine')"
+
+
+def test_a_tfjs_model_folder_is_never_replaced(tmp_path):
+    folder = tmp_path / "tfjs"
+    folder.mkdir()
+    (folder / "model.json").write_text(json.dumps({"format": "layers-model", "modelTopology": {}}))
+    (folder / "group1-shard1of1.bin").write_bytes(b"\0" * 16)
+    _, params = fnnet.Dense(1).init(jax.random.PRNGKey(0), (-1, 2))
+    with pytest.raises(fnnet.SavedModelError, match="not an fnnet model directory"):
+        fnnet.save_model(folder, fnnet.Dense(1), params)
+    assert sorted(os.listdir(folder)) == ["group1-shard1of1.bin", "model.json"]
+
+
+def test_weights_name_in_model_json_cannot_point_outside(saved_mlp, tmp_path):
     folder = saved_mlp[0]
-    aside = folder.parent / f".{folder.name}.abc123.old"
-    os.rename(folder, aside)  # as if the process died between the two renames
-    with pytest.raises(fnnet.SavedModelError, match=r"previous version at .*abc123\.old, rename it back"):
-        fnnet.load_model(folder)
+    description = json.loads((folder / saved_model.SPEC_FILE).read_text())
+    for hostile in ["../secret.ckpt", "/etc/passwd", ["weights.ckpt"]]:
+        description["weights"] = hostile
+        (folder / saved_model.SPEC_FILE).write_text(json.dumps(description))
+        with pytest.raises(fnnet.SavedModelError, match="not the name of a weights file inside"):
+            fnnet.load_model(folder)
+
+
+def test_loading_never_writes(saved_mlp):
+    folder = saved_mlp[0]
+    (folder / ".model.json.0123456789ab.tmp").write_text("left by a crash")
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in folder.iterdir())
+    fnnet.load_model(folder)
+    fnnet.load_model_metadata(folder)
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in folder.iterdir()) == before
+
+
+def test_version_1_model_directories_still_load(saved_mlp):
+    folder, _, params = saved_mlp
+    description = json.loads((folder / saved_model.SPEC_FILE).read_text())
+    os.rename(saved_model.weights_file(folder), folder / "weights.ckpt")
+    del description["weights"]
+    description["format_version"] = 1
+    (folder / saved_model.SPEC_FILE).write_text(json.dumps(description))
+    assert_trees_equal(fnnet.load_model(folder)[1], params)
 
 
 def test_a_foreign_directory_is_never_replaced(tmp_path):
@@ -304,10 +353,12 @@ def test_a_foreign_directory_is_never_replaced(tmp_path):
 def test_files_beside_a_saved_model_are_never_deleted(saved_mlp):
     folder, model, params = saved_mlp
     (folder / "notes.txt").write_text("my results")
-    with pytest.raises(fnnet.SavedModelError, match=r"holds files that save_model did not write \(notes\.txt\)"):
+    (folder / "plots").mkdir()
+    before = sorted(os.listdir(folder))
+    with pytest.raises(fnnet.SavedModelError, match=r"holds entries that save_model did not write \(notes\.txt, plots/\)"):
         fnnet.save_model(folder, model, params, input_shape=(-1, 3))
     assert (folder / "notes.txt").read_text() == "my results"
-    assert sorted(os.listdir(folder)) == ["model.json", "notes.txt", "weights.ckpt"]
+    assert sorted(os.listdir(folder)) == before
 
 
 def test_a_file_in_place_of_the_directory_is_never_replaced(tmp_path):
@@ -321,7 +372,8 @@ def test_a_file_in_place_of_the_directory_is_never_replaced(tmp_path):
 def test_save_without_input_shape_keeps_weights_unchecked(tmp_path):
     model = fnnet.serial(fnnet.Dense(4, name="encoder"), fnnet.BatchNorm(), fnnet.Dense(1))
     _, params, state = model.init_with_state(jax.random.PRNGKey(0), (-1, 3))
-    folder = fnnet.save_model(tmp_path / "m", model, params, state)  # the four-argument form
+    with pytest.warns(UserWarning, match="input shape is unknown.*without checking"):
+        folder = fnnet.save_model(tmp_path / "m", model, params, state)  # the four-argument form
     assert fnnet.saved_input_shape(folder) is None
     loaded, loaded_params, loaded_state = fnnet.load_model(folder)
     assert sorted(loaded_params) == ["batch_norm", "dense", "encoder"]
@@ -348,3 +400,23 @@ def test_only_the_atomic_module_syncs_and_renames_files():
     for module in (checkpoint, saved_model):
         source = inspect.getsource(module)
         assert "fsync" not in source and "os.replace" not in source and "os.rename" not in source, module
+
+
+def test_save_model_needs_no_input_shape_for_a_model_that_knows_it(tmp_path):
+    a, ids = fnnet.Input((3,), name="a"), fnnet.Input((4,), dtype="int32", name="ids")
+    shared = fnnet.Dense(2)
+    out = fnnet.Concatenate()([shared(a), shared(fnnet.Dense(3)(fnnet.Flatten(fnnet.Embedding(7, 2)(ids))))])
+    model = fnnet.Model([a, ids], out, name="graph")
+    _, params = model.init(jax.random.PRNGKey(0), model.input_shape)
+    folder = fnnet.save_model(tmp_path / "graph", model, params)
+    assert fnnet.saved_input_shape(folder) == ((-1, 3), (-1, 4))
+    loaded, loaded_params, state = fnnet.load_model(folder)
+    x = [jnp.ones((2, 3)), jnp.array([[1, 2, 3, 0], [6, 5, 4, 3]], jnp.int32)]
+    np.testing.assert_array_equal(np.asarray(model.apply(params, x)), np.asarray(loaded.apply(loaded_params, x)))
+    # The saved shape is checked: weights of the wrong size are named.
+    bad = {**params, "dense": {"kernel": jnp.ones((5, 2)), "bias": jnp.ones(2)}}
+    with pytest.raises(fnnet.SavedModelError, match="dense/kernel"):
+        fnnet.save_model(tmp_path / "bad", model, bad)
+    seq = fnnet.Sequential([fnnet.Input((3,)), fnnet.Dense(2)])
+    _, seq_params = seq.init(jax.random.PRNGKey(0), seq.input_shape)
+    assert fnnet.saved_input_shape(fnnet.save_model(tmp_path / "seq", seq, seq_params)) == (-1, 3)

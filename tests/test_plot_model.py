@@ -168,3 +168,22 @@ def test_dot_text_is_valid_graphviz(tmp_path):
     done = subprocess.run([dot, "-Tsvg"], input=text, capture_output=True, text=True, check=True)
     nodes = ET.fromstring(done.stdout).findall(".//svg:g[@class='node']", NS)
     assert len(nodes) == len(parse(fnnet.model_to_svg(branchy_model(), (-1, 6)))[0])
+
+
+def test_graph_is_drawn_as_a_dag_with_a_shared_layer_drawn_once(tmp_path):
+    a, b = fnnet.Input((3,), name="a"), fnnet.Input((3,), name="b")
+    shared = fnnet.Dense(2)
+    left, right = shared(a), shared(fnnet.Dense(3)(b))
+    model = fnnet.Model([a, b], [fnnet.Add()([left, right]), fnnet.Dense(1, name="side")(right)])
+    diagram = fnnet.model_diagram(model)
+    ids = {n.path: n.id for n in diagram.nodes}
+    assert sorted(ids) == ["a", "add", "b", "dense", "dense_1", "side"]
+    into = lambda path: sorted(src for src, dst in diagram.edges if dst == ids[path])
+    assert into("dense") == sorted([ids["a"], ids["dense_1"]])  # one box, an arrow per call
+    assert into("dense_1") == [ids["b"]] and into("side") == [ids["dense"]]
+    svg = ET.fromstring(fnnet.plot_model(model, path=tmp_path / "graph.svg"))
+    ns = {"svg": "http://www.w3.org/2000/svg"}
+    assert len(list(svg.iterfind(".//svg:g[@class='node']", ns))) == 6
+    assert len(list(svg.iterfind(".//svg:g[@class='edge']", ns))) == len(diagram.edges)
+    dot = fnnet.plot_model(model, path=tmp_path / "graph.dot")
+    assert dot.count("->") == len(diagram.edges) and (tmp_path / "graph.dot").read_text() == dot

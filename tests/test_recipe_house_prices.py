@@ -1,14 +1,18 @@
 """The house-price recipe end to end: on a tiny synthetic CSV (always) and a slice of Kaggle's data."""
 
 import json
+import types
+
+import jax
 
 import numpy as np
 import pandas as pd
 import pytest
 
+import fnnet
 from recipes import house_prices
 
-FAST = ["--epochs", "2", "--ensemble", "2", "--patience", "1", "--quiet"]
+FAST = ["--epochs", "2", "--ensemble", "2", "--linear-steps", "20", "--quiet"]
 NO_REFIT = ["--no-refit"]
 
 
@@ -65,8 +69,8 @@ def test_synthetic_run_writes_an_exact_submission_and_metrics(synthetic_csvs, tm
 
     saved = json.loads(metrics_path.read_text())
     assert saved == pytest.approx(metrics)
-    for key in ["val_rmse", "val_rmsle", "n_params", "train_seconds", "n_train", "n_val", "ensemble_size",
-                "ridge_val_rmsle"]:
+    for key in ["val_rmse", "val_rmsle", "linear_val_rmsle", "mlp_val_rmsle", "n_params", "train_seconds",
+                "n_train", "n_val", "ensemble_size", "ridge_val_rmsle", "blend"]:
         assert key in saved, key
     assert saved["n_train"] + saved["n_val"] == 60 and saved["n_val"] == 12
     assert saved["ensemble_size"] == 2 and saved["val_rmsle"] > 0
@@ -141,4 +145,86 @@ def test_real_data_slice_runs_in_seconds(house_prices_dir, tmp_path):
     assert written["Id"].tolist() == test["Id"].tolist() and np.all(written["SalePrice"] > 0)
     assert metrics["n_val"] == 60 and np.isfinite(metrics["val_rmsle"]) and not metrics["refit"]
     member_params = (metrics["n_features"] + 1) * 400 + (400 + 1) * 200 + (200 + 1) * 1
-    assert metrics["n_params"] == 2 * member_params
+    assert metrics["n_params"] == (metrics["n_features"] + 1) + 2 * member_params   # linear + 2 MLPs
+
+
+def test_the_same_seed_gives_the_same_submission(synthetic_csvs, tmp_path):
+    for name, seed in [("a", "3"), ("b", "3"), ("c", "4")]:
+        run(synthetic_csvs, "--seed", seed, "--no-refit", "--submission", str(tmp_path / f"{name}.csv"))
+    a, b, c = ((tmp_path / f"{name}.csv").read_bytes() for name in "abc")
+    assert a == b
+    assert a != c
+
+
+def test_quiet_prints_one_line_with_the_metrics(synthetic_csvs, capsys):
+    metrics = run(synthetic_csvs)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1
+    assert f"val_rmsle={metrics['val_rmsle']:.4g}" in lines[0]
+
+
+def test_cv_reports_the_recipe_and_ridge_on_the_same_folds(synthetic_csvs, tmp_path):
+    metrics = run(synthetic_csvs, "--no-refit", "--cv", "--cv-folds", "2", "--cv-seeds", "0",
+                  "--metrics-out", str(tmp_path / "m.json"))
+    saved = json.loads((tmp_path / "m.json").read_text())
+    assert saved["cv_folds"] == 2 and saved["cv_seeds"] == [0]
+    for key in ["cv_rmsle", "cv_rmsle_std", "ridge_cv_rmsle", "cv_gain_over_ridge", "cv_gain_over_ridge_se"]:
+        assert np.isfinite(saved[key]) and saved[key] == pytest.approx(metrics[key]), key
+    assert saved["cv_gain_over_ridge"] == pytest.approx(saved["ridge_cv_rmsle"] - saved["cv_rmsle"])
+
+
+def test_cross_validation_predicts_every_house_once_per_seed():
+    args = house_prices.parse_args(FAST)
+    table = synthetic_houses(40, seed=5)
+    cv = house_prices.cross_validate(args, table, seeds=[0, 1], folds=2)
+    assert cv.fold_of.shape == (2, 40) and np.all(np.bincount(cv.fold_of[0]) == 20)
+    assert not np.array_equal(cv.fold_of[0], cv.fold_of[1])
+    for name in ["linear", "mlp", "ridge"]:
+        assert cv.predictions[name].shape == (2, 40) and np.all(np.isfinite(cv.predictions[name]))
+        # Every house got a log price (about 11.7 here) from its own fold: none was left at zero.
+        assert np.all(np.abs(cv.predictions[name] - cv.truth) < 3.0), name
+
+
+def test_cv_summary_pairs_the_folds():
+    truth = np.zeros(4)
+    fold_of = np.array([[0, 0, 1, 1]])
+    predictions = {"linear": np.array([[0.1, -0.1, 0.3, -0.3]]), "mlp": np.array([[0.1, -0.1, 0.1, -0.1]]),
+                   "ridge": np.array([[0.2, -0.2, 0.2, -0.2]])}
+    cv = house_prices.CrossValidation((0,), fold_of, predictions, truth)
+    summary = cv.summary(0.5)   # blend: fold 0 errors 0.1, fold 1 errors 0.2
+    assert summary["cv_rmsle"] == pytest.approx(0.15) and summary["ridge_cv_rmsle"] == pytest.approx(0.2)
+    assert summary["cv_gain_over_ridge"] == pytest.approx(0.05)   # gains 0.1 and 0.0
+    assert summary["cv_gain_over_ridge_se"] == pytest.approx(np.std([0.1, 0.0], ddof=1) / np.sqrt(2))
+
+
+def test_the_linear_model_is_ridge_regression_under_squared_error():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 6)).astype(np.float32)
+    y = (x @ rng.normal(size=6) + 0.5 + rng.normal(0, 0.3, 200)).astype(np.float32)[:, None]
+    # A huge Huber threshold is squared error / 2: mean(e^2)/2 + l2 |k|^2 is ridge with alpha = 2 n l2.
+    args = types.SimpleNamespace(l2=0.05, huber_delta=1e3, linear_steps=1500, linear_lr=0.05)
+    params = house_prices.fit_linear(args, x, y, seed=0)
+    alpha = 2 * len(x) * args.l2
+    xc, yc = x - x.mean(axis=0), y[:, 0] - y.mean()
+    kernel = np.linalg.solve(xc.T @ xc + alpha * np.eye(6), xc.T @ yc)
+    np.testing.assert_allclose(np.asarray(params["kernel"])[:, 0], kernel, atol=2e-3)
+    np.testing.assert_allclose(float(params["bias"][0]), y.mean() - x.mean(axis=0) @ kernel, atol=2e-3)
+
+
+def test_the_blended_model_is_the_weighted_mean_of_its_parts():
+    args = house_prices.parse_args([*FAST, "--blend", "0.3"])
+    table = synthetic_houses(50, seed=2)
+    trained = house_prices.train(args, table, seed=0)
+    parts = trained.log_prices(args, table)
+    blended = fnnet.predict(house_prices.build_blend(args), trained.blend_params(args), trained.features.x(table))
+    np.testing.assert_allclose(trained.features.log_price(blended), parts["blend"], rtol=1e-5)
+    np.testing.assert_allclose(parts["blend"], 0.3 * parts["linear"] + 0.7 * parts["mlp"], rtol=1e-6)
+    assert not np.allclose(parts["linear"], parts["mlp"])
+    _, init_params = house_prices.build_blend(args).init(jax.random.PRNGKey(0), (-1, trained.features.x(table).shape[1]))
+    assert jax.tree_util.tree_structure(init_params) == jax.tree_util.tree_structure(trained.blend_params(args))
+
+
+def test_kaggle_partial_sales_are_ids_524_and_1299(house_prices_dir):
+    table = pd.read_csv(house_prices_dir / "train.csv")
+    kept = house_prices.drop_outliers(table)
+    assert sorted(set(table["Id"]) - set(kept["Id"])) == [524, 1299]

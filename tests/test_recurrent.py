@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import fnnet
+import fnnet.testing
 from fnnet.layers import recurrent
 
 KEY = jax.random.PRNGKey(0)
@@ -419,3 +420,157 @@ def test_eager_apply_compiles_the_scan_once():
         jax.monitoring.unregister_event_duration_listener(on_event)
     np.testing.assert_array_equal(first, again)
     assert compiles == [], "an eager LSTM apply compiled again on its second call"
+
+
+# ------------------------------------------------------------- stateful and dropout
+
+@pytest.mark.parametrize("make", [lambda **kw: fnnet.LSTM(4, **kw), lambda **kw: fnnet.GRU(4, **kw),
+                                  lambda **kw: fnnet.GRU(4, reset_after=False, **kw),
+                                  lambda **kw: fnnet.SimpleRNN(4, **kw)], ids=["lstm", "gru", "gru_before", "rnn"])
+def test_stateful_over_two_halves_equals_the_whole_sequence(make):
+    x = jax.random.normal(jax.random.PRNGKey(3), (2, 8, 3))
+    whole = make(return_sequences=True)
+    _, params = whole.init(KEY, x.shape)
+    expected = whole.apply(params, x)
+    stateful = fnnet.serial(make(return_sequences=True, stateful=True))
+    _, _, state = stateful.init_with_state(KEY, (2, None, 3))
+    first, state = stateful.apply_with_state({next(iter(state)): params}, state, x[:, :5])
+    second, state = stateful.apply_with_state({next(iter(state)): params}, state, x[:, 5:])  # inference moves it too
+    np.testing.assert_allclose(np.concatenate([first, second], axis=1), expected, atol=1e-6)
+    np.testing.assert_allclose(state[next(iter(state))]["h"], expected[:, -1], atol=1e-6)
+
+
+def test_reset_states_zeroes_the_carries_and_keeps_other_state():
+    model = fnnet.serial(fnnet.BatchNorm(), fnnet.Bidirectional(fnnet.LSTM(3, stateful=True)), fnnet.Dense(1))
+    _, params, state = model.init_with_state(KEY, (2, 5, 4))
+    x = jax.random.normal(KEY, (2, 5, 4))
+    y0, moved = model.apply_with_state(params, state, x, train=True)
+    assert jnp.any(moved["bidirectional"]["forward"]["c"] != 0)
+    reset = fnnet.reset_states(model, moved)
+    for direction in ("forward", "backward"):
+        for k in ("h", "c"):
+            np.testing.assert_array_equal(reset["bidirectional"][direction][k], 0.0)
+    np.testing.assert_array_equal(reset["batch_norm"]["mean"], moved["batch_norm"]["mean"])
+    again, _ = model.apply_with_state(params, reset, x)  # from zero carries, with the moved statistics
+    fresh, _ = model.apply_with_state(params, {**state, "batch_norm": moved["batch_norm"]}, x)
+    np.testing.assert_allclose(again, fresh, atol=1e-6)
+
+
+def test_stateful_errors_are_clear():
+    with pytest.raises(fnnet.LayerError, match="stateful=True .* needs a known batch size"):
+        fnnet.LSTM(3, stateful=True).init_with_state(KEY, (None, 5, 2))
+    layer = fnnet.GRU(3, stateful=True)
+    _, params, state = layer.init_with_state(KEY, (2, 5, 2))
+    with pytest.raises(fnnet.LayerError, match="keeps carries for a batch of 2"):
+        layer.apply_with_state(params, state, jnp.ones((3, 5, 2)))
+    with pytest.raises(fnnet.LayerError, match="apply_with_state"):
+        layer.apply(params, jnp.ones((2, 5, 2)))
+
+
+def test_given_initial_states_win_over_kept_ones():
+    layer = fnnet.LSTM(3, stateful=True)
+    _, params, state = layer.init_with_state(KEY, ((2, 4, 2), (2, 3), (2, 3)))
+    x, h0, c0 = jnp.ones((2, 4, 2)), jnp.full((2, 3), 0.5), jnp.full((2, 3), -0.5)
+    moved = {"h": jnp.ones((2, 3)), "c": jnp.ones((2, 3))}
+    y, _ = layer.apply_with_state(params, moved, (x, h0, c0))
+    np.testing.assert_allclose(y, fnnet.LSTM(3).apply(params, (x, h0, c0)), atol=1e-6)
+
+
+def _identity_rnn(**kwargs):
+    """A linear SimpleRNN h_t = x_t @ I + h_{t-1} @ I: its outputs show the dropout masks."""
+    layer = fnnet.SimpleRNN(3, return_sequences=True, activation="linear", use_bias=False, **kwargs)
+    return layer, {"kernel": jnp.eye(3), "recurrent_kernel": jnp.eye(3)}
+
+
+def test_input_dropout_mask_is_fixed_over_time():
+    layer, params = _identity_rnn(dropout=0.5)
+    x = jnp.zeros((64, 4, 3)).at[:, :, :].set(1.0)
+    y = layer.apply(params, x, train=True, rng=jax.random.PRNGKey(1))
+    steps = np.diff(np.asarray(y), axis=1, prepend=0.0)  # x_t * mask at each step
+    assert set(np.unique(steps).round(5)) <= {0.0, 2.0}  # dropped or scaled by 1 / (1 - 0.5)
+    np.testing.assert_array_equal(steps, np.broadcast_to(steps[:, :1], steps.shape))  # same mask each step
+    assert 0.3 < float((steps[:, 0] == 0).mean()) < 0.7
+    np.testing.assert_array_equal(layer.apply(params, x), layer.apply(params, x, train=False))  # off in inference
+
+
+def test_recurrent_dropout_mask_is_fixed_over_time():
+    layer, params = _identity_rnn(recurrent_dropout=0.5)
+    x = jnp.zeros((64, 4, 3)).at[:, 0, :].set(1.0)  # one impulse, then only the recurrence
+    y = np.asarray(layer.apply(params, x, train=True, rng=jax.random.PRNGKey(2)))
+    r = y[:, 1]  # h_1 * mask = mask (h_1 = 1)
+    assert set(np.unique(r).round(5)) <= {0.0, 2.0}
+    np.testing.assert_allclose(y[:, 2], r * r, rtol=1e-6)  # the same mask applied again
+    np.testing.assert_allclose(y[:, 3], r ** 3, rtol=1e-6)
+
+
+def _keras_implementation_1_lstm(params, x, in_masks, rec_masks):
+    """Keras's LSTMCell (implementation 1) in NumPy: a mask per gate on x_t and on h."""
+    kernel, recurrent, bias = (np.asarray(params[k], np.float64) for k in ("kernel", "recurrent_kernel", "bias"))
+    u = recurrent.shape[0]
+    h = c = np.zeros((x.shape[0], u))
+    out = []
+    for t in range(x.shape[1]):
+        z = [(x[:, t] * in_masks[g]) @ kernel[:, g * u:(g + 1) * u] + (h * rec_masks[g]) @ recurrent[:, g * u:(g + 1) * u]
+             + bias[g * u:(g + 1) * u] for g in range(4)]
+        i, f, g_, o = _sigmoid(z[0]), _sigmoid(z[1]), np.tanh(z[2]), _sigmoid(z[3])
+        c = f * c + i * g_
+        h = o * np.tanh(c)
+        out.append(h)
+    return np.stack(out, 1)
+
+
+def test_lstm_recurrent_dropout_follows_keras_per_gate_masks():
+    layer = fnnet.LSTM(4, return_sequences=True, dropout=0.3, recurrent_dropout=0.4)
+    x = jax.random.normal(KEY, (3, 5, 2))
+    _, params = layer.init(KEY, x.shape)
+    rng = jax.random.PRNGKey(7)
+    y = layer.apply(params, x, train=True, rng=rng)
+    _, (in_masks, rec_masks) = recurrent._dropout_masks(rng, recurrent._lstm_cell(
+        4, "tanh", "sigmoid", True, "glorot_uniform", "orthogonal", "zeros", True), 0.3, 0.4, 3, 2, jnp.float32)
+    assert in_masks.shape == (4, 3, 2) and rec_masks.shape == (4, 3, 4)
+    expected = _keras_implementation_1_lstm(params, np.asarray(x, np.float64), np.asarray(in_masks),
+                                            np.asarray(rec_masks))
+    np.testing.assert_allclose(y, expected, atol=2e-5)
+    grads = jax.grad(lambda p: layer.apply(p, x, train=True, rng=rng).sum())(params)
+    assert all(np.all(np.isfinite(g)) and np.any(g != 0) for g in jax.tree_util.tree_leaves(grads))
+
+
+def test_dropout_needs_an_rng_in_training_and_valid_rates():
+    layer = fnnet.GRU(3, dropout=0.2)
+    _, params = layer.init(KEY, (2, 4, 2))
+    with pytest.raises(fnnet.LayerError, match="needs an rng"):
+        layer.apply(params, jnp.ones((2, 4, 2)), train=True)
+    with pytest.raises(ValueError, match=r"recurrent_dropout is the fraction .* \[0, 1\)"):
+        fnnet.LSTM(3, recurrent_dropout=1.0)
+
+
+@pytest.mark.parametrize("make", [lambda: fnnet.LSTM(3, dropout=0.2, recurrent_dropout=0.2, return_sequences=True),
+                                  lambda: fnnet.GRU(3, reset_after=False, recurrent_dropout=0.3),
+                                  lambda: fnnet.SimpleRNN(3, dropout=0.2)], ids=["lstm", "gru", "rnn"])
+def test_dropout_layers_pass_check_layer_in_training(make):
+    # Masks are drawn for the whole batch, so one example alone draws others: not batch-independent.
+    fnnet.testing.check_layer(make(), (-1, 4, 2), max_examples=2, train=True, batch_independent=False)
+
+
+def test_new_recurrent_options_round_trip_through_their_spec():
+    model = fnnet.serial(fnnet.LSTM(3, stateful=True, dropout=0.1, recurrent_dropout=0.2, return_sequences=True),
+                         fnnet.GRU(2, stateful=True))
+    rebuilt = fnnet.from_spec(fnnet.to_spec(model))
+    _, params, state = model.init_with_state(KEY, (2, 4, 3))
+    x = jax.random.normal(KEY, (2, 4, 3))
+    np.testing.assert_array_equal(rebuilt.apply_with_state(params, state, x)[0],
+                                  model.apply_with_state(params, state, x)[0])
+
+
+@pytest.mark.parametrize("make", [fnnet.LSTM, fnnet.GRU, fnnet.SimpleRNN])
+def test_stateful_layers_pass_check_layer_with_a_moving_carry(make):
+    from fnnet.testing import check_layer
+    check_layer(make(3, stateful=True), (2, 4, 2), batch_independent=False, state_moves_in_inference=True,
+                max_examples=5)
+
+
+@pytest.mark.parametrize("make", [fnnet.LSTM, fnnet.GRU, fnnet.SimpleRNN])
+@pytest.mark.parametrize("units", [0, -2, 2.5])
+def test_units_must_be_a_positive_integer(make, units):
+    with pytest.raises(ValueError, match="units must be a positive integer"):
+        make(units)

@@ -50,6 +50,7 @@ EXAMPLES = {
     "LSTM": (lambda: fnnet.LSTM(3, return_state=True, unroll=2), SEQ, "float32"),
     "Lambda": (lambda: fnnet.Lambda(jnp.tanh, name="squash"), VEC, "float32"),
     "LayerNorm": (lambda: fnnet.LayerNorm(epsilon=1e-4), VEC, "float32"),
+    "ReLU": (lambda: fnnet.ReLU(max_value=1.5, negative_slope=0.1, threshold=0.2), VEC, "float32"),
     "MaxPool": (lambda: fnnet.MaxPool((2, 2)), IMG, "float32"),
     "MaxPooling1D": (lambda: fnnet.MaxPooling1D(2, padding="same"), SEQ, "float32"),
     "MaxPooling2D": (lambda: fnnet.MaxPooling2D((3, 3), strides=1), IMG, "float32"),
@@ -61,6 +62,13 @@ EXAMPLES = {
     "elementwise": (lambda: fnnet.elementwise(jax.nn.leaky_relu, negative_slope=0.2), VEC, "float32"),
     "parallel": (lambda: fnnet.parallel(fnnet.Dense(2), fnnet.Identity), ((-1, 4), (-1, 3)), "float32"),
     "serial": (lambda: fnnet.serial(fnnet.Dense(3), fnnet.Relu, fnnet.Dense(1)), VEC, "float32"),
+    "Sequential": (lambda: fnnet.Sequential([fnnet.Input((4,)), fnnet.Dense(3), fnnet.Relu], name="seq"),
+                   VEC, "float32"),
+    # Merge layers (fnnet/layers/merge.py).
+    **{name: ((lambda name=name: getattr(fnnet, name)()), ((-1, 4), (-1, 4)), "float32")
+       for name in ["Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"]},
+    "Concatenate": (lambda: fnnet.Concatenate(axis=1), ((-1, 2, 3), (-1, 4, 3)), "float32"),
+    "Dot": (lambda: fnnet.Dot(axes=(2, 2), normalize=True), ((-1, 2, 3), (-1, 4, 3)), "float32"),
     # Ready-made layers.
     "FanInSum": (lambda: fnnet.FanInSum, ((-1, 4), (-1, 4)), "float32"),
     "Flatten": (lambda: fnnet.Flatten, IMG, "float32"),
@@ -313,3 +321,58 @@ def test_layer_registered_under_a_plain_name_round_trips():
         np.testing.assert_array_equal(rebuilt.apply(params, x), model.apply(params, x))
     finally:
         del LAYER_REGISTRY["Scale"]
+
+
+def graph_with_shared_layer():
+    num, ids = fnnet.Input((3,), name="num"), fnnet.Input((4,), dtype="int32", name="ids")
+    shared = fnnet.Dense(3, activation="tanh")
+    a = shared(num)
+    b = shared(fnnet.Dense(3)(fnnet.Flatten(fnnet.Embedding(9, 2)(ids))))
+    out = fnnet.Dense(2, name="head")(fnnet.Concatenate()([a, b]))
+    return fnnet.Model({"num": num, "ids": ids}, {"head": out, "shared": b}, name="graph")
+
+
+def test_graph_spec_round_trips_as_json_with_its_shared_layer_and_names():
+    model = graph_with_shared_layer()
+    spec = fnnet.to_spec(model)
+    assert spec["class"] == "Model" and sorted(spec["graph"]["layers"]) == ["concatenate", "dense", "dense_1",
+                                                                            "embedding", "flatten", "head"]
+    rebuilt = fnnet.from_spec(json.dumps(spec))
+    assert isinstance(rebuilt, fnnet.Model) and rebuilt.name == "graph" and fnnet.to_spec(rebuilt) == spec
+    assert rebuilt.input_shape == model.input_shape and rebuilt.output_names == model.output_names
+    _, params = model.init(jax.random.PRNGKey(0), model.input_shape)
+    x = {"num": jnp.ones((2, 3)), "ids": jnp.array([[1, 2, 3, 4], [0, 0, 5, 8]])}
+    assert_trees_equal(model.apply(params, x), rebuilt.apply(params, x))
+
+
+def test_graph_inside_serial_round_trips():
+    x = fnnet.Input((3,))
+    block = fnnet.Model(x, fnnet.Dense(2)(x), name="block")
+    model = fnnet.serial(block, fnnet.Relu)
+    rebuilt = fnnet.from_spec(fnnet.to_spec(model))
+    assert fnnet.to_spec(rebuilt) == fnnet.to_spec(model)
+    assert sorted(rebuilt.init(jax.random.PRNGKey(0), (-1, 3))[1]) == ["block"]
+
+
+def test_graph_spec_with_a_layer_without_spec_names_its_key():
+    x = fnnet.Input((3,))
+    model = fnnet.Model(x, fnnet.layer("Custom", lambda p, v: v)(x), name="m")
+    with pytest.raises(fnnet.SpecError, match=r"Model\[custom\].*has no spec"):
+        fnnet.to_spec(model)
+
+
+# ------------------------------------------------------------------ issue 20: specs are untrusted data
+
+@pytest.mark.parametrize("spec, message", [
+    ({"class": "serial", "kwargs": [1]}, "'kwargs' is list, expected an object"),
+    ({"class": "serial", "args": {"a": 1}}, "'args' is dict, expected a list"),
+    ({"class": ["Dense"]}, "not a layer name"),
+    ({"class": "Reshape", "args": [{"tuple": 5}]}, "'tuple' holds int, expected list"),
+    ({"class": "Dense", "args": [-2]}, r"Dense\(\.\.\.\) failed: Dense: units must be a positive integer"),
+    ("[", "not valid JSON"),
+    ('{"class": "serial", "args": [{"layer": ' * 50_000 + '{"class": "Relu"}' + "}]}" * 50_000, "too deeply"),
+])
+def test_issue20_malformed_specs_raise_spec_errors(spec, message):
+    # Issue 20, defect 8: kwargs as a list raised AttributeError, bad JSON a JSONDecodeError.
+    with pytest.raises(fnnet.SpecError, match=message):
+        fnnet.from_spec(spec)

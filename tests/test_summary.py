@@ -108,3 +108,29 @@ def test_structure_tools_go_through_the_one_walker(monkeypatch, use):
     monkeypatch.setattr(fnnet.core, "_walk_model", counting)
     use(fnnet.serial(fnnet.Dense(4), fnnet.Relu, fnnet.Dense(4), fnnet.Residual(fnnet.Dense(4))))
     assert calls
+
+
+def shared_graph():
+    a, b = fnnet.Input((3,), name="a"), fnnet.Input((3,), name="b")
+    shared = fnnet.Dense(2)
+    out = fnnet.Add()([shared(a), shared(b)])
+    return fnnet.Model([a, b], fnnet.Dense(1, name="out")(out), name="siamese")
+
+
+def test_graph_summary_has_the_connected_to_column_and_counts_a_shared_layer_once():
+    model = shared_graph()
+    text = fnnet.summary(model)  # the model knows its input shape
+    lines = text.splitlines()
+    assert lines[0] == "Model: siamese, input shape [(None, 3), (None, 3)]"
+    assert lines[2].split() == ["Layer", "(type)", "Output", "Shape", "Param", "#", "Connected", "to"]
+    rows = {line.split()[0]: line for line in lines[4:9]}
+    assert sorted(rows) == ["a", "add", "b", "dense", "out"]
+    assert rows["a"].split() == ["a", "(Input)", "(None,", "3)", "0"]
+    assert rows["dense"].endswith("8  a; b")  # 3 * 2 + 2 params, called on both inputs
+    assert rows["add"].endswith("dense, dense[1]")
+    assert "Total params: 11" in text  # 8 + 3: the shared Dense counted once
+
+
+def test_summary_without_input_shape_needs_a_model_that_knows_it():
+    with pytest.raises(ValueError, match="needs input_shape"):
+        fnnet.summary(fnnet.Dense(2))

@@ -167,3 +167,42 @@ def test_rows_are_transformed_independently(rows, picks):
     whole = prep.transform(frame)
     np.testing.assert_array_equal(prep.transform(frame.iloc[picks]), whole[picks])
     assert whole.dtype == np.float32 and np.all(np.isfinite(whole))
+
+
+# ------------------------------------------------------------------ issue 20: one bad cell
+
+def _house_table(house_prices_dir, row, value):
+    table = pd.read_csv(house_prices_dir / "train.csv")
+    table["LotArea"] = table["LotArea"].astype(object)
+    table.loc[row, "LotArea"] = value
+    return table.drop(columns=["SalePrice"])
+
+
+def test_issue20_one_text_cell_in_a_numeric_column_is_refused_naming_it(house_prices_dir, tmp_path):
+    # Issue 20, defect 4: '8450sqft' in one LotArea cell made LotArea a 1,073-way categorical.
+    table = _house_table(house_prices_dir, 0, "8450sqft")
+    path = tmp_path / "train.csv"
+    table.to_csv(path, index=False)
+    with pytest.raises(ValueError, match=r"column 'LotArea': looks numeric \(1459 of 1460 cells are numbers\) "
+                                         r"but 1 cell\(s\) are not: '8450sqft' \(row 0\)"):
+        TabularPreprocessor().fit(pd.read_csv(path))
+
+
+def test_issue20_an_infinite_cell_is_refused_naming_it(house_prices_dir):
+    # Issue 20, defect 4: one 'inf' cell made LotArea non-finite in every row after scaling.
+    table = _house_table(house_prices_dir, 7, "inf")
+    table["LotArea"] = pd.to_numeric(table["LotArea"])
+    with pytest.raises(ValueError, match=r"column 'LotArea': inf \(row 7\) is not a finite number"):
+        TabularPreprocessor().fit(table)
+
+
+def test_a_declared_categorical_column_of_codes_with_a_label_is_kept():
+    codes = pd.DataFrame({"zone": [str(i % 7) for i in range(40)] + ["RL"]})
+    assert "zone=RL" in TabularPreprocessor(categorical=["zone"]).fit(codes).feature_names
+    with pytest.raises(ValueError, match=r"'RL' \(row 40\)"):
+        TabularPreprocessor().fit(codes)
+
+
+def test_a_mostly_text_column_stays_categorical():
+    words = pd.DataFrame({"street": ["Pave", "Grvl"] * 10 + ["1"]})
+    assert TabularPreprocessor().fit(words).feature_names == ["street=1", "street=Grvl", "street=Pave"]

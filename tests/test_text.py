@@ -73,7 +73,7 @@ def make_rt_polarity(folder, pos=b"a gem\nsuperb acting\n", neg=b"a mess\n" + BA
 
 
 def test_load_rt_polarity_reads_both_files_with_a_bad_byte(tmp_path):
-    data = load_rt_polarity(make_rt_polarity(tmp_path))
+    data = load_rt_polarity(make_rt_polarity(tmp_path), shuffle_seed=None)
     assert data.texts == ["a mess", "a café scene that doesn’t work", "a gem", "superb acting"]
     assert data.labels.tolist() == [0, 0, 1, 1]
     assert data.labels.dtype == np.int64
@@ -138,7 +138,7 @@ def make_imdb(root):
 
 
 def test_load_imdb_reads_splits_labels_and_a_bad_byte(tmp_path):
-    data = load_imdb(make_imdb(tmp_path))
+    data = load_imdb(make_imdb(tmp_path), shuffle_seed=None)
     assert data.texts == ["a café scene that doesn’t work", "loved it  truly", "great"]
     assert data.labels.tolist() == [0, 1, 1]
     assert data.is_test.tolist() == [False, False, True]
@@ -158,7 +158,7 @@ def test_load_imdb_without_reviews_is_empty(tmp_path):
 # ------------------------------------------------------------------------- layout detection
 
 def test_load_text_dataset_recognises_each_layout(tmp_path):
-    assert load_text_dataset(make_rt_polarity(tmp_path / "mr")).labels.tolist() == [0, 0, 1, 1]
+    assert sorted(load_text_dataset(make_rt_polarity(tmp_path / "mr")).labels.tolist()) == [0, 0, 1, 1]
     assert len(load_text_dataset(make_imdb(tmp_path / "imdb"))) == 3
     csv = write(tmp_path / "d.csv", b"body,y\nok,1\n")
     assert load_text_dataset(csv, text_column="body", label_column="y").texts == ["ok"]
@@ -170,3 +170,26 @@ def test_load_text_dataset_rejects_an_unknown_layout_listing_the_known_ones(tmp_
         load_text_dataset(tmp_path)
     with pytest.raises(TextDataError, match="no such file"):
         load_text_dataset(tmp_path / "absent")
+
+
+def test_issue20_sorted_files_load_in_a_reproducible_shuffled_order(tmp_path):
+    # Issue 20, defect 7: rt-polarity came back all negatives, then all positives, so
+    # fit(validation_split=0.2) validated on positives only.
+    folder = tmp_path / "mr"
+    folder.mkdir()
+    (folder / "rt-polarity.neg").write_text("".join(f"bad {i}\n" for i in range(50)))
+    (folder / "rt-polarity.pos").write_text("".join(f"good {i}\n" for i in range(50)))
+    first, again = load_rt_polarity(folder), load_rt_polarity(folder)
+    assert first.texts == again.texts and first.labels.tolist() == again.labels.tolist()
+    assert sorted(first.texts) == sorted(load_rt_polarity(folder, shuffle_seed=None).texts)
+    assert all(("good" in t) == bool(label) for t, label in zip(first.texts, first.labels))
+    last_fifth = first.labels[-20:]
+    assert 0 < last_fifth.sum() < 20  # both classes among the rows a validation_split takes
+    assert load_rt_polarity(folder, shuffle_seed=1).texts != first.texts
+
+
+def test_imdb_shuffle_keeps_each_review_with_its_label_and_split(tmp_path):
+    data = load_imdb(make_imdb(tmp_path), shuffle_seed=3)
+    plain = load_imdb(make_imdb(tmp_path / "again"), shuffle_seed=None)
+    triples = sorted(zip(data.texts, data.labels.tolist(), data.is_test.tolist()))
+    assert triples == sorted(zip(plain.texts, plain.labels.tolist(), plain.is_test.tolist()))

@@ -304,3 +304,309 @@ def test_no_cache_decorates_a_function_that_takes_a_model():
                         any(isinstance(a, ast.Name) and a.id not in CACHE_ALLOWED for a in node.args):
                     found.append(f"{path.name}:{node.lineno} {ast.unparse(node)}")
     assert not found, "caches keep models and compiled programs alive; use layer.memo instead: " + "; ".join(found)
+
+
+# ------------------------------------------------------------------ several inputs and outputs
+
+def two_output_graph():
+    num, ids = fnnet.Input((3,), name="num"), fnnet.Input((4,), dtype="int32", name="ids")
+    shared = fnnet.Dense(8, activation="tanh")
+    joined = fnnet.Concatenate()([shared(num), shared(fnnet.Dense(3)(fnnet.Flatten(fnnet.Embedding(9, 2)(ids))))])
+    return fnnet.Model([num, ids], [fnnet.Dense(1, name="price")(joined),
+                                    fnnet.Dense(3, activation="softmax", name="kind")(joined)])
+
+
+TWO_OUTPUTS = two_output_graph()
+PER_OUTPUT = dict(loss={"price": "mse", "kind": "sparse_categorical_crossentropy"}, metrics={"kind": ["accuracy"]})
+
+
+def two_output_data(n=80, seed=0):
+    rng = np.random.default_rng(seed)
+    num = rng.normal(size=(n, 3)).astype(np.float32)
+    ids = rng.integers(0, 9, (n, 4)).astype(np.int32)
+    return [num, ids], {"price": num.sum(1, keepdims=True), "kind": (ids[:, 0] % 3).astype(np.int32)}
+
+
+def test_fit_with_losses_and_metrics_by_output_name_has_keras_history_keys():
+    x, y = two_output_data()
+    _, params = TWO_OUTPUTS.init(jax.random.PRNGKey(0), TWO_OUTPUTS.input_shape)
+    result = fnnet.fit(TWO_OUTPUTS, params, x, y, **PER_OUTPUT, loss_weights={"price": 2.0, "kind": 1.0},
+                       optimizer="adam", epochs=3, batch_size=16, validation_split=0.25, verbose=0)
+    h = result.history
+    assert set(h) == {"loss", "price_loss", "kind_loss", "kind_accuracy",
+                      "val_loss", "val_price_loss", "val_kind_loss", "val_kind_accuracy"}
+    for prefix in ("", "val_"):
+        np.testing.assert_allclose(h[prefix + "loss"], 2 * np.array(h[prefix + "price_loss"])
+                                   + np.array(h[prefix + "kind_loss"]), rtol=1e-4)
+    assert h["loss"][-1] < h["loss"][0]
+
+
+def test_evaluate_per_output_equals_the_losses_computed_by_hand():
+    x, y = two_output_data(37, seed=1)
+    _, params = TWO_OUTPUTS.init(jax.random.PRNGKey(2), TWO_OUTPUTS.input_shape)
+    logs = fnnet.evaluate(TWO_OUTPUTS, params, {"num": x[0], "ids": x[1]}, [y["price"], y["kind"]],
+                          **PER_OUTPUT, batch_size=8)
+    price, kind = (np.asarray(o) for o in fnnet.predict(TWO_OUTPUTS, params, x, batch_size=8))
+    mse = float(np.mean((price - y["price"]) ** 2))
+    xent = float(np.mean(-np.log(kind[np.arange(37), y["kind"]])))
+    accuracy = float(np.mean(kind.argmax(1) == y["kind"]))
+    assert logs["price_loss"] == pytest.approx(mse, rel=1e-4)
+    assert logs["kind_loss"] == pytest.approx(xent, rel=1e-4)
+    assert logs["kind_accuracy"] == pytest.approx(accuracy)
+    assert logs["loss"] == pytest.approx(mse + xent, rel=1e-4)
+
+
+def test_predict_returns_the_outputs_in_the_model_structure():
+    x, _ = two_output_data(21)
+    _, params = TWO_OUTPUTS.init(jax.random.PRNGKey(0), TWO_OUTPUTS.input_shape)
+    out = fnnet.predict(TWO_OUTPUTS, params, x, batch_size=8)
+    assert isinstance(out, list) and [o.shape for o in out] == [(21, 1), (21, 3)]
+    for a, b in zip(out, TWO_OUTPUTS.apply(params, x)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(loss={"prise": "mse"}), r"\['prise'\] that name no output"),
+    (dict(loss="mse", loss_weights=[1.0]), "holds 1 arrays but the model has 2 outputs"),
+    (dict(loss="mse", metrics={"kind": ["accuracy"]}, model=MLP), "names its outputs"),
+])
+def test_per_output_configuration_errors_name_the_problem(kwargs, message):
+    model = kwargs.pop("model", TWO_OUTPUTS)
+    x, y = two_output_data(8) if model is TWO_OUTPUTS else (np.ones((8, 3), np.float32), np.ones((8, 1), np.float32))
+    with pytest.raises(ValueError, match=message):
+        fnnet.evaluate(model, {}, x, y, **kwargs)
+
+
+# ------------------------------------------------------------------ metric states, sample and class weights
+
+CLASSIFIER = fnnet.serial(fnnet.Dense(8), fnnet.Tanh, fnnet.Dense(1), fnnet.Sigmoid)
+COUNT_METRICS = ["auc", "precision", "recall", "r2_score", "mae"]
+
+
+def classification(n=101, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 3)).astype(np.float32)
+    logit = 1.5 * x[:, :1] - x[:, 1:2] + 0.8 * rng.normal(size=(n, 1))
+    return x, (logit > 0.3).astype(np.float32)
+
+
+def rank_auc(y, p):
+    """The exact ROC AUC (Mann-Whitney), independent of fnnet's thresholded one."""
+    y, p = np.ravel(y) > 0.5, np.ravel(p)
+    pos, neg = p[y], p[~y]
+    return float(np.mean((pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])))
+
+
+def whole_set(metric, y, p):
+    return float(fnnet.get_metric(metric)(y, np.asarray(p)))
+
+
+def test_evaluate_count_metrics_equal_the_metric_over_the_whole_data_at_once():
+    x, y = classification(37)
+    params = init(CLASSIFIER)
+    p = np.asarray(CLASSIFIER.apply(params, x), np.float64)
+    logs = fnnet.evaluate(CLASSIFIER, params, x, y, loss="binary_crossentropy", metrics=COUNT_METRICS, batch_size=8)
+    for name in COUNT_METRICS:   # 37 rows: 4 batches of 8, then 5 rows and 3 padded ones
+        assert logs[name] == pytest.approx(whole_set(name, y, p), rel=1e-5, abs=1e-7), name
+    predicted = p > 0.5
+    tp = np.sum(predicted & (y > 0.5))
+    assert logs["precision"] == pytest.approx(tp / predicted.sum(), rel=1e-6)
+    assert logs["recall"] == pytest.approx(tp / np.sum(y > 0.5), rel=1e-6)
+    assert logs["mae"] == pytest.approx(np.mean(np.abs(p - y)), rel=1e-5)
+    assert logs["r2_score"] == pytest.approx(1 - np.sum((y - p) ** 2) / np.sum((y - y.mean()) ** 2), rel=1e-5)
+    assert logs["auc"] == pytest.approx(rank_auc(y, p), abs=0.02)
+
+
+def test_fit_count_metrics_exact_on_validation_and_on_frozen_training_epochs():
+    x, y = classification(101)
+    x_val, y_val = classification(45, seed=1)
+    params = init(CLASSIFIER)
+    kwargs = dict(loss="binary_crossentropy", metrics=COUNT_METRICS, epochs=2, batch_size=16, verbose=0,
+                  validation_data=(x_val, y_val))
+    trained = fnnet.fit(CLASSIFIER, params, x, y, optimizer="adam", **kwargs)
+    p_val = CLASSIFIER.apply(trained.params, x_val)
+    for name in COUNT_METRICS:
+        assert trained.history["val_" + name][-1] == pytest.approx(whole_set(name, y_val, p_val), rel=1e-5), name
+        assert np.all(np.isfinite(trained.history[name]))
+    # Training metrics see params that move during the epoch (7 small Adam steps): close to the end's.
+    p_end = CLASSIFIER.apply(trained.params, x)
+    for name in ("auc", "precision", "recall", "mae"):
+        assert trained.history[name][-1] == pytest.approx(whole_set(name, y, p_end), abs=0.05), name
+    # Params that never move: each training epoch's metrics are those of the whole training set.
+    frozen = fnnet.fit(CLASSIFIER, params, x, y, optimizer=FROZEN_SGD, **kwargs)
+    p = CLASSIFIER.apply(params, x)
+    for name in COUNT_METRICS:
+        np.testing.assert_allclose(frozen.history[name], [whole_set(name, y, p)] * 2, rtol=1e-5, err_msg=name)
+
+
+def test_count_metrics_agree_between_the_scanned_and_per_step_epochs():
+    x, y = classification(70)
+    kwargs = dict(loss="binary_crossentropy", optimizer="adam", metrics=COUNT_METRICS, epochs=2, batch_size=16,
+                  verbose=0, validation_split=0.2)
+    scanned = fnnet.fit(CLASSIFIER, init(CLASSIFIER), x, y, scan_epoch=True, **kwargs)
+    stepped = fnnet.fit(CLASSIFIER, init(CLASSIFIER), x, y, scan_epoch=False, **kwargs)
+    assert set(scanned.history) == set(stepped.history)
+    for key in scanned.history:
+        np.testing.assert_allclose(scanned.history[key], stepped.history[key], rtol=1e-5, err_msg=key)
+
+
+def price_and_buy_graph():
+    x = fnnet.Input((3,), name="features")
+    h = fnnet.Dense(8, activation="tanh")(x)
+    return fnnet.Model(x, [fnnet.Dense(1, name="price")(h), fnnet.Dense(1, activation="sigmoid", name="buy")(h)])
+
+
+PRICE_AND_BUY = price_and_buy_graph()
+
+
+def test_per_output_count_metrics_are_exact_for_their_own_output():
+    x, buy = classification(53)
+    price = (x.sum(1, keepdims=True) + 1.0).astype(np.float32)
+    _, params = PRICE_AND_BUY.init(jax.random.PRNGKey(0), PRICE_AND_BUY.input_shape)
+    metrics = {"buy": ["auc", "precision"], "price": ["r2_score"]}
+    loss = {"price": "mse", "buy": "binary_crossentropy"}
+    logs = fnnet.evaluate(PRICE_AND_BUY, params, x, {"price": price, "buy": buy}, loss=loss, metrics=metrics,
+                          batch_size=16)
+    p_price, p_buy = PRICE_AND_BUY.apply(params, x)
+    assert logs["buy_auc"] == pytest.approx(whole_set("auc", buy, p_buy), rel=1e-6)
+    assert logs["buy_precision"] == pytest.approx(whole_set("precision", buy, p_buy), rel=1e-6)
+    assert logs["price_r2_score"] == pytest.approx(whole_set("r2_score", price, p_price), rel=1e-5)
+    result = fnnet.fit(PRICE_AND_BUY, params, x, {"price": price, "buy": buy}, loss=loss, metrics=metrics,
+                       optimizer="adam", epochs=2, batch_size=16, validation_split=0.3, verbose=0)
+    assert {"buy_auc", "val_buy_auc", "price_r2_score", "val_price_r2_score"} <= set(result.history)
+
+
+def keras_reduced(values, weight, reduction, batches):
+    """Keras's reported loss by hand: each batch's loss with its reduction, averaged with the
+    batch sizes as weights."""
+    totals, count = 0.0, 0
+    for rows in batches:
+        v, w = values[rows], weight[rows]
+        batch = {"sum_over_batch_size": np.sum(w * v) / len(v), "sum": np.sum(w * v),
+                 "mean_with_sample_weight": np.sum(w * v) / np.sum(w)}[reduction]
+        totals, count = totals + len(v) * batch, count + len(v)
+    return totals / count
+
+
+def batches_of(n, size):
+    return [np.arange(start, min(start + size, n)) for start in range(0, n, size)]
+
+
+@pytest.mark.parametrize("reduction", ["sum_over_batch_size", "sum", "mean_with_sample_weight"])
+def test_evaluate_with_sample_weight_is_keras_formula_by_hand(reduction):
+    x, y = regression(37)
+    params = init(MLP)
+    weight = np.random.default_rng(3).uniform(0.0, 2.0, 37).astype(np.float32)
+    error = np.asarray(MLP.apply(params, x), np.float64) - y
+    loss = fnnet.losses.MeanSquaredError(reduction=reduction)
+    logs = fnnet.evaluate(MLP, params, x, y, loss=loss, metrics=["mae"], sample_weight=weight, batch_size=8)
+    assert logs["loss"] == pytest.approx(keras_reduced(error[:, 0] ** 2, weight, reduction, batches_of(37, 8)),
+                                         rel=1e-5)
+    assert logs["mae"] == pytest.approx(np.mean(np.abs(error)), rel=1e-5)   # Keras's metrics are unweighted
+    if reduction == "sum_over_batch_size":
+        assert logs["loss"] == pytest.approx(np.sum(weight * error[:, 0] ** 2) / 37, rel=1e-5)
+
+
+def test_fit_epoch_loss_with_sample_weight_is_the_batch_size_weighted_mean_of_batch_losses():
+    x, y = regression(101)
+    params = init(MLP)
+    weight = np.random.default_rng(4).uniform(0.0, 2.0, 101).astype(np.float32)
+    loss = fnnet.losses.MeanSquaredError(reduction="mean_with_sample_weight")
+    result = fnnet.fit(MLP, params, x, y, loss=loss, optimizer=FROZEN_SGD, epochs=1, batch_size=16, shuffle=False,
+                       sample_weight=weight, verbose=0)
+    error = np.asarray(MLP.apply(params, x), np.float64)[:, 0] - y[:, 0]
+    expected = keras_reduced(error ** 2, weight, "mean_with_sample_weight", batches_of(101, 16))
+    assert result.history["loss"][0] == pytest.approx(expected, rel=1e-5)
+
+
+def test_class_weight_trains_exactly_as_the_equivalent_sample_weight():
+    x, y = classification(90)
+    kwargs = dict(loss="binary_crossentropy", optimizer="adam", epochs=3, batch_size=16, verbose=0,
+                  validation_data=classification(30, seed=2), metrics=["auc"])
+    by_class = fnnet.fit(CLASSIFIER, init(CLASSIFIER), x, y, class_weight={0: 1.0, 1: 3.0}, **kwargs)
+    by_sample = fnnet.fit(CLASSIFIER, init(CLASSIFIER), x, y, sample_weight=np.where(y[:, 0] > 0.5, 3.0, 1.0),
+                          **kwargs)
+    unweighted = fnnet.fit(CLASSIFIER, init(CLASSIFIER), x, y, **kwargs)
+    assert by_class.history == by_sample.history
+    assert leaves_equal(by_class.params, by_sample.params)
+    assert by_class.history["loss"] != unweighted.history["loss"]
+    # As in Keras, class weights do not weigh the rows that validation_split holds out.
+    split = dict(kwargs, validation_data=None, validation_split=0.25, optimizer=FROZEN_SGD, epochs=1)
+    held_out = fnnet.fit(CLASSIFIER, init(CLASSIFIER), x, y, class_weight={0: 1.0, 1: 3.0}, **split)
+    plain = fnnet.fit(CLASSIFIER, init(CLASSIFIER), x, y, **split)
+    assert held_out.history["val_loss"] == plain.history["val_loss"]
+    assert held_out.history["loss"] != plain.history["loss"]
+
+
+def test_weighted_metrics_take_the_weights_and_metrics_do_not():
+    x, y = regression(37)
+    params = init(MLP)
+    weight = np.random.default_rng(8).uniform(0.0, 2.0, 37).astype(np.float32)
+    error = np.abs(np.asarray(MLP.apply(params, x), np.float64) - y)[:, 0]
+    logs = fnnet.evaluate(MLP, params, x, y, loss="mse", metrics=["mae"], weighted_metrics=["mae", "rmse"],
+                          sample_weight=weight, batch_size=8)
+    assert logs["mae"] == pytest.approx(np.mean(error), rel=1e-5)
+    assert logs["weighted_mae"] == pytest.approx(np.sum(weight * error) / np.sum(weight), rel=1e-5)
+    assert logs["rmse"] == pytest.approx(np.sqrt(np.sum(weight * error ** 2) / np.sum(weight)), rel=1e-5)
+    result = fnnet.fit(MLP, params, x, y, loss="mse", optimizer=FROZEN_SGD, epochs=1, batch_size=16,
+                       metrics=["mae"], weighted_metrics=["mae"], sample_weight=weight, validation_split=0.3,
+                       verbose=0)
+    cut = int(37 * 0.7)
+    assert result.history["weighted_mae"][0] == pytest.approx(np.sum(weight[:cut] * error[:cut]) / np.sum(weight[:cut]),
+                                                              rel=1e-5)
+    assert result.history["val_weighted_mae"][0] == pytest.approx(
+        np.sum(weight[cut:] * error[cut:]) / np.sum(weight[cut:]), rel=1e-5)
+
+
+def test_class_weight_reads_one_hot_and_integer_labels():
+    from fnnet.training.loop import sample_weights
+    labels = np.array([2, 0, 1, 2])
+    expected = [0.5, 1.0, 2.0, 0.5]
+    assert sample_weights(labels, class_weight={0: 1.0, 1: 2.0, 2: 0.5}).tolist() == expected
+    assert sample_weights(np.eye(3)[labels], class_weight={0: 1.0, 1: 2.0, 2: 0.5}).tolist() == expected
+    assert sample_weights(labels[:, None], class_weight={0: 1.0, 1: 2.0, 2: 0.5}).tolist() == expected
+
+
+def test_validation_data_with_weights_gives_the_weighted_validation_loss():
+    x, y = regression(64)
+    x_val, y_val = regression(29, seed=5)
+    w_val = np.random.default_rng(6).uniform(0.0, 2.0, 29).astype(np.float32)
+    result = fnnet.fit(MLP, init(MLP), x, y, loss="mse", optimizer="adam", epochs=2, batch_size=16, verbose=0,
+                       validation_data=(x_val, y_val, w_val))
+    error = np.asarray(MLP.apply(result.params, x_val), np.float64) - y_val
+    assert result.history["val_loss"][-1] == pytest.approx(np.sum(w_val * error[:, 0] ** 2) / 29, rel=1e-5)
+
+
+def test_weight_errors_name_what_is_wrong():
+    x, y = classification(20)
+    params = init(CLASSIFIER)
+    kwargs = dict(loss="binary_crossentropy", optimizer="sgd", epochs=1, batch_size=4, verbose=0)
+    with pytest.raises(ValueError, match="sample_weight has 19 entries but x and y have 20 examples"):
+        fnnet.fit(CLASSIFIER, params, x, y, sample_weight=np.ones(19), **kwargs)
+    with pytest.raises(ValueError, match="sample_weight has 21 entries but x and y have 20 examples"):
+        fnnet.evaluate(CLASSIFIER, params, x, y, loss="binary_crossentropy", sample_weight=np.ones(21))
+    with pytest.raises(ValueError, match="no weight for class 1 present in y"):
+        fnnet.fit(CLASSIFIER, params, x, y, class_weight={0: 1.0}, **kwargs)
+    with pytest.raises(ValueError, match="not both"):
+        fnnet.fit(CLASSIFIER, params, x, y, class_weight={0: 1.0, 1: 2.0}, sample_weight=np.ones(20), **kwargs)
+    with pytest.raises(ValueError, match="validation_data's sample_weight has 3 entries but x and y have 5"):
+        fnnet.fit(CLASSIFIER, params, x, y, validation_data=(x[:5], y[:5], np.ones(3)), **kwargs)
+
+
+@pytest.mark.parametrize("reduction", ["sum_over_batch_size", "mean_with_sample_weight"])
+def test_evaluate_weighted_loss_matches_keras(reduction):
+    from keras_backend import keras_or_skip
+    keras = keras_or_skip("weighted evaluate")
+    x, y = regression(37)
+    params = init(LINEAR)
+    weight = np.random.default_rng(7).uniform(0.0, 2.0, 37).astype(np.float32)
+    reference = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    reference.set_weights([np.asarray(params["kernel"]), np.asarray(params["bias"])])
+    reference.compile(loss=keras.losses.MeanSquaredError(reduction=reduction), metrics=["mae"],
+                      weighted_metrics=["mae", "mse"])
+    expected = reference.evaluate(x, y, sample_weight=weight, batch_size=8, return_dict=True, verbose=0)
+    logs = fnnet.evaluate(LINEAR, params, x, y, loss=fnnet.losses.MeanSquaredError(reduction=reduction),
+                          metrics=["mae"], weighted_metrics=["mae", "mse"], sample_weight=weight, batch_size=8)
+    assert set(logs) == set(expected)
+    for key in expected:
+        assert logs[key] == pytest.approx(expected[key], rel=1e-5), key

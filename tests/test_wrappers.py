@@ -167,3 +167,45 @@ def test_wrapped_models_round_trip_through_their_spec():
     _, params = model.init(KEY, (-1, 5))
     ids = jnp.array([[1, 2, 3, 0, 0], [4, 5, 6, 7, 8]])
     np.testing.assert_array_equal(rebuilt.apply(params, ids), model.apply(params, ids))
+
+
+# ------------------------------------------------------------- Bidirectional initial states
+
+def test_bidirectional_initial_states_follow_keras_order():
+    layer = fnnet.Bidirectional(fnnet.LSTM(3, return_sequences=True, return_state=True))
+    x = _inputs()
+    states = [jax.random.normal(jax.random.PRNGKey(i), (2, 3)) for i in range(4)]  # h_f, c_f, h_b, c_b
+    _, params = layer.init(KEY, (x.shape, (2, 3), (2, 3), (2, 3), (2, 3)))
+    merged, h_f, c_f, h_b, c_b = layer.apply(params, (x, *states))
+    forward, _ = lstm_reference(params["forward"], x, state=tuple(np.asarray(s, np.float64) for s in states[:2]))
+    backward, _ = lstm_reference(params["backward"], x, go_backwards=True,
+                                 state=tuple(np.asarray(s, np.float64) for s in states[2:]))
+    np.testing.assert_allclose(merged, np.concatenate([forward, backward[:, ::-1]], -1), atol=2e-5)
+    with pytest.raises(fnnet.LayerError, match="as many states for each direction, got 3"):
+        layer.apply(params, (x, *states[:3]))
+
+
+@pytest.mark.parametrize("rnn", ["LSTM", "GRU"])
+def test_bidirectional_initial_states_equal_keras(rnn):
+    from keras_backend import keras_or_skip
+    keras = keras_or_skip("Bidirectional initial_state")
+    x = np.asarray(_inputs(), np.float32)
+    n_states = 2 if rnn == "LSTM" else 1
+    states = [np.asarray(jax.random.normal(jax.random.PRNGKey(10 + i), (2, 3)), np.float32)
+              for i in range(2 * n_states)]
+    k_layer = keras.layers.Bidirectional(getattr(keras.layers, rnn)(3, return_sequences=True))
+    expected = np.asarray(k_layer(x, initial_state=states))
+    params = {d: dict(zip(("kernel", "recurrent_kernel", "bias"), (np.asarray(w) for w in
+                                                                  getattr(k_layer, f"{d}_layer").cell.weights)))
+              for d in ("forward", "backward")}
+    layer = fnnet.Bidirectional(getattr(fnnet, rnn)(3, return_sequences=True))
+    np.testing.assert_allclose(layer.apply(params, (jnp.asarray(x), *states)), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_stateful_bidirectional_continues_both_directions_carries():
+    layer = fnnet.Bidirectional(fnnet.GRU(3, stateful=True))
+    _, params, state = layer.init_with_state(KEY, (2, 5, 3))
+    assert sorted(state) == ["backward", "forward"] and state["forward"]["h"].shape == (2, 3)
+    y, new = layer.apply_with_state(params, state, _inputs())
+    np.testing.assert_allclose(new["forward"]["h"], y[:, :3], atol=1e-6)
+    np.testing.assert_allclose(new["backward"]["h"], y[:, 3:], atol=1e-6)

@@ -67,7 +67,34 @@ def _numbers(frame, column) -> pd.Series:
         row = bad.idxmax()
         raise _column_error(column, f"expected numbers, found text {raw[row]!r} (row {row!r}); "
                                     "declare the column categorical if it holds labels")
+    infinite = np.isinf(numbers.to_numpy())
+    if infinite.any():
+        row = numbers.index[infinite.argmax()]
+        cell = raw[row] if isinstance(raw[row], str) else float(raw[row])
+        raise _column_error(column, f"{cell!r} (row {row!r}) is not a finite number ({int(infinite.sum())} "
+                                    "infinite value(s)); fix the cell, or leave it empty to be imputed")
     return numbers
+
+
+# A text column whose cells are numbers but for at most this share is a numeric column with typos.
+_TYPO_SHARE = 0.05
+_MAX_SHOWN = 5
+
+
+def _refuse_numbers_with_typos(frame, column) -> None:
+    """Raise when a text column is numbers but for a few cells: one-hot encoding it would hide them."""
+    raw = frame[column]
+    present = raw[raw.notna() & (raw.astype(str).str.strip() != "")]
+    if len(present) < 10:
+        return
+    numbers = pd.to_numeric(present, errors="coerce")
+    bad = present[numbers.isna()]
+    if 0 < len(bad) <= _TYPO_SHARE * len(present):
+        shown = ", ".join(f"{v!r} (row {r!r})" for r, v in list(bad.items())[:_MAX_SHOWN])
+        more = f" and {len(bad) - _MAX_SHOWN} more" if len(bad) > _MAX_SHOWN else ""
+        raise _column_error(column, f"looks numeric ({len(present) - len(bad)} of {len(present)} cells are "
+                                    f"numbers) but {len(bad)} cell(s) are not: {shown}{more}; fix those cells, "
+                                    "or pass categorical=[...] to one-hot encode the column on purpose")
 
 
 class TabularPreprocessor:
@@ -149,6 +176,9 @@ class TabularPreprocessor:
                        or (c not in declared and not pd.api.types.is_numeric_dtype(frame[c])
                            and not pd.api.types.is_bool_dtype(frame[c]))]
         numeric = [c for c in columns if c not in set(ordinal) | set(categorical)]
+        for col in categorical:
+            if col not in self.categorical:  # guessed from its dtype, not declared
+                _refuse_numbers_with_typos(frame, col)
 
         fitted = {"numeric": numeric, "ordinal": ordinal, "categorical": categorical,
                   "median": {}, "log1p": [], "indicators": [], "mean": {}, "scale": {},

@@ -161,29 +161,40 @@ def _label_key(value) -> str:
     return text
 
 
-def _dataset(texts, labels, class_names, source, is_test=None) -> TextDataset:
+def _dataset(texts, labels, class_names, source, is_test=None, shuffle_seed=None) -> TextDataset:
     if not texts:
         raise TextDataError(f"{source}: the data set is empty (no texts found)")
     labels = np.asarray(labels, np.int64)
+    if shuffle_seed is not None:
+        # Files sorted by class would give fit(validation_split=...) one class only (it takes the last rows).
+        order = np.random.default_rng(shuffle_seed).permutation(len(texts))
+        texts, labels = [texts[i] for i in order], labels[order]
+        is_test = None if is_test is None else np.asarray(is_test)[order]
     return TextDataset(list(texts), labels, tuple(class_names), is_test, source)
 
 
 # ---------------------------------------------------------------------------- loaders
 
 
-def load_rt_polarity(directory) -> TextDataset:
-    """Pang & Lee's sentence polarity data: ``rt-polarity.neg`` (label 0) then ``.pos`` (label 1).
+def load_rt_polarity(directory, *, shuffle_seed=0) -> TextDataset:
+    """Pang & Lee's sentence polarity data: ``rt-polarity.neg`` (label 0) and ``.pos`` (label 1).
 
-    Raises :class:`TextDataError` when a file is missing or the two hold no texts.
+    The examples come in a shuffled order, the same for the same ``shuffle_seed`` (the
+    files hold all negatives, then all positives, so file order would make the last rows,
+    which ``fit(validation_split=...)`` takes, one class); ``shuffle_seed=None`` keeps file
+    order (negatives first). Raises :class:`TextDataError` when a file is missing or the
+    two hold no texts.
 
     >>> import os, tempfile
     >>> from fnnet.data.text import load_rt_polarity
     >>> folder = tempfile.mkdtemp()
     >>> _ = open(os.path.join(folder, 'rt-polarity.pos'), 'wb').write(b'a gem\\nsuperb\\n')
     >>> _ = open(os.path.join(folder, 'rt-polarity.neg'), 'wb').write(b'a mess\\n')
-    >>> data = load_rt_polarity(folder)
+    >>> data = load_rt_polarity(folder, shuffle_seed=None)
     >>> data.texts, data.labels.tolist(), data.class_names
     (['a mess', 'a gem', 'superb'], [0, 1, 1], ('negative', 'positive'))
+    >>> sorted(zip(load_rt_polarity(folder).texts, load_rt_polarity(folder).labels.tolist()))
+    [('a gem', 1), ('a mess', 0), ('superb', 1)]
     """
     directory = Path(directory)
     missing = [name for name in RT_POLARITY_FILES if not (directory / name).is_file()]
@@ -194,7 +205,7 @@ def load_rt_polarity(directory) -> TextDataset:
         lines = read_lines(directory / name)
         texts += lines
         labels += [label] * len(lines)
-    return _dataset(texts, labels, SENTIMENT_CLASSES, str(directory))
+    return _dataset(texts, labels, SENTIMENT_CLASSES, str(directory), shuffle_seed=shuffle_seed)
 
 
 def _separator(path: Path, sep):
@@ -248,12 +259,13 @@ def _imdb_root(directory: Path) -> Path:
     raise TextDataError(f"{directory}: no aclImdb layout ({{train,test}}/{{pos,neg}}/*.txt)")
 
 
-def load_imdb(directory, splits=("train", "test")) -> TextDataset:
+def load_imdb(directory, splits=("train", "test"), *, shuffle_seed=0) -> TextDataset:
     """The Large Movie Review Dataset: ``{train,test}/{pos,neg}/*.txt``, one review a file.
 
     ``directory`` is the ``aclImdb`` folder or the folder containing it. ``splits``
-    selects which of ``train`` and ``test`` to read (files in sorted order, ``neg``
-    before ``pos``); ``is_test`` marks the test reviews. HTML line breaks (``<br />``)
+    selects which of ``train`` and ``test`` to read; ``is_test`` marks the test reviews.
+    The reviews come shuffled, the same for the same ``shuffle_seed`` (``None``: sorted
+    file order, ``neg`` before ``pos``, which would make a ``validation_split`` one class). HTML line breaks (``<br />``)
     become spaces. The unlabelled ``train/unsup`` reviews are not read.
 
     >>> import os, tempfile
@@ -262,7 +274,7 @@ def load_imdb(directory, splits=("train", "test")) -> TextDataset:
     >>> for split, label, text in [('train', 'pos', 'great<br />fun'), ('test', 'neg', 'dull')]:
     ...     os.makedirs(os.path.join(root, 'aclImdb', split, label))
     ...     _ = open(os.path.join(root, 'aclImdb', split, label, '0_9.txt'), 'w').write(text)
-    >>> data = load_imdb(root)
+    >>> data = load_imdb(root, shuffle_seed=None)
     >>> data.texts, data.labels.tolist(), data.is_test.tolist()
     (['great fun', 'dull'], [1, 0], [False, True])
     """
@@ -279,7 +291,7 @@ def load_imdb(directory, splits=("train", "test")) -> TextDataset:
                 texts.append(_HTML_BREAK.sub(" ", decode_text(file.read_bytes())).strip())
             labels += [label] * len(files)
             is_test += [split == "test"] * len(files)
-    return _dataset(texts, labels, SENTIMENT_CLASSES, str(root), np.asarray(is_test, bool))
+    return _dataset(texts, labels, SENTIMENT_CLASSES, str(root), np.asarray(is_test, bool), shuffle_seed)
 
 
 def describe_layouts() -> str:

@@ -1,19 +1,29 @@
-"""Atomic writes: a file or a folder replaced whole or not at all, and renames made durable.
+"""Atomic writes: a file replaced whole or not at all, renames made durable, leftovers cleaned.
 
-:func:`atomic_write` writes beside the target, syncs, then renames over it, so a reader
-or a crash sees the old file or the new one, never a mixture. :func:`write_directory`
-does the same for a folder of files (a saved model), deleting nothing it did not write.
-:func:`fsync_directory` makes a rename itself durable. Checkpoints and saved models both
-write through here; no other module syncs or renames files.
+:func:`atomic_write` writes a temporary file beside the target (``.<name>.<12 hex>.tmp``),
+syncs it, then renames it over the target, so a reader or a crash sees the old file or
+the new one, never a mixture. A writer holds an advisory lock on its temporary file
+while it writes, so the next write to the same target can tell a dead writer's leftover
+(removed) from a live writer's file (kept): after a successful write none of a crashed
+writer's temporary files remain. Writing through a symbolic link replaces the file
+the link points at and keeps the link. Checkpoints and saved models both write through
+here; no other module syncs or renames files.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
-import shutil
 from pathlib import Path
+
+try:  # POSIX only; without it every leftover counts as a dead writer's
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
+
+_TOKEN_HEX = 6  # bytes: 12 hex digits in temporary names
 
 
 def fsync_directory(directory: Path) -> None:
@@ -31,115 +41,129 @@ def fsync_directory(directory: Path) -> None:
             os.close(fd)
 
 
-def atomic_write(path: Path, write) -> None:
+def through_links(path) -> Path:
+    """``path`` with a symbolic link at its end followed, so a write replaces the link's target.
+
+    >>> import os, tempfile
+    >>> from pathlib import Path
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / 'real.bin').write_bytes(b'x')
+    >>> os.symlink(folder / 'real.bin', folder / 'link.bin')
+    >>> through_links(folder / 'link.bin').name
+    'real.bin'
+    """
+    path = Path(os.fspath(path))
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
+def temporary_pattern(name: str):
+    """The regex matching the temporary files that writes of the file ``name`` make.
+
+    >>> bool(temporary_pattern('model.json').match('.model.json.0123456789ab.tmp'))
+    True
+    """
+    return re.compile(rf"\.{re.escape(name)}\.[0-9a-f]{{{2 * _TOKEN_HEX}}}\.tmp")
+
+
+def is_temporary(name: str) -> bool:
+    """Whether a folder entry is named like one of :func:`atomic_write`'s temporary files.
+
+    >>> is_temporary('.weights.ckpt.0123456789ab.tmp'), is_temporary('notes.txt')
+    (True, False)
+    """
+    return re.fullmatch(rf"\..+\.[0-9a-f]{{{2 * _TOKEN_HEX}}}\.tmp", name) is not None
+
+
+def _try_lock(fd) -> bool:
+    """Take the writer's lock on ``fd`` without waiting; False when a live writer holds it."""
+    if fcntl is None:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _is_abandoned(path: Path) -> bool:
+    """Whether the temporary file ``path`` belongs to no live writer (its lock is free)."""
+    if not path.is_file() or path.is_symlink():
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        return _try_lock(fd)
+    finally:
+        os.close(fd)  # closing releases the probe's lock
+
+
+def remove_leftovers(folder: Path, names=None) -> list:
+    """Delete the temporary files in ``folder`` that crashed writers left; returns their names.
+
+    Only files named as :func:`atomic_write` names them (for the targets in ``names``, or
+    any target when None) and not locked by a live writer are deleted.
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / '.a.bin.0123456789ab.tmp').write_bytes(b'half')
+    >>> remove_leftovers(folder), sorted(p.name for p in folder.iterdir())
+    (['.a.bin.0123456789ab.tmp'], [])
+    """
+    folder = Path(folder)
+    patterns = None if names is None else [temporary_pattern(n) for n in names]
+    removed = []
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        for entry in sorted(folder.iterdir()):
+            wanted = (is_temporary(entry.name) if patterns is None
+                      else any(p.fullmatch(entry.name) for p in patterns))
+            if wanted and _is_abandoned(entry):
+                with contextlib.suppress(FileNotFoundError):
+                    entry.unlink()
+                    removed.append(entry.name)
+    return removed
+
+
+def atomic_write(path: Path, write) -> Path:
     """Runs ``write(fileobj)`` on a temporary file beside ``path``, then renames it over ``path``.
 
     The folder is created if missing; on any error the temporary file is removed and
-    ``path`` is left as it was.
+    ``path`` is left as it was. A symbolic link at ``path`` is followed (its target is
+    replaced, the link stays). After the rename, temporary files that crashed writes of
+    the same ``path`` left are deleted. Returns the path written (the link's target).
 
     >>> import os, tempfile
     >>> from pathlib import Path
     >>> path = Path(tempfile.mkdtemp()) / 'sub' / 'hello.bin'
-    >>> atomic_write(path, lambda f: f.write(b'hi'))
+    >>> _ = atomic_write(path, lambda f: f.write(b'hi'))
     >>> path.read_bytes(), os.listdir(path.parent)
     (b'hi', ['hello.bin'])
     """
+    path = through_links(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+    temp = path.parent / f".{path.name}.{secrets.token_hex(_TOKEN_HEX)}.tmp"
     # os.open with 0o666 lets the umask decide the permissions, as for any new file.
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temp, path)
+        try:
+            _try_lock(fd)  # a fresh file: no one else can hold its lock
+            # A second descriptor for the file object; ``fd`` keeps the lock until the rename is done.
+            with os.fdopen(os.dup(fd), "wb") as f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+            if os.name != "nt":
+                os.replace(temp, path)
+        finally:
+            os.close(fd)
+        if os.name == "nt":  # pragma: no cover - Windows cannot rename an open file
+            os.replace(temp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temp)
         raise
     fsync_directory(path.parent)
-
-
-def set_aside_copies(directory: Path) -> list:
-    """The copies of ``directory`` that an interrupted :func:`write_directory` left beside it, oldest name first.
-
-    >>> import tempfile
-    >>> from pathlib import Path
-    >>> set_aside_copies(Path(tempfile.mkdtemp()) / 'model')
-    []
-    """
-    directory = Path(directory)
-    return sorted(directory.parent.glob(f".{directory.name}.*.old"))
-
-
-def _remove_owned(folder: Path, owned) -> None:
-    """Delete the entries named in ``owned`` and then ``folder`` itself, if nothing else is in it.
-
-    Anything else (a file someone put there meanwhile) stays, and so does the folder.
-    """
-    for name in owned:
-        with contextlib.suppress(FileNotFoundError):
-            (folder / name).unlink()
-    with contextlib.suppress(OSError):
-        folder.rmdir()
-
-
-def swap_directory(temp: Path, directory: Path, owned) -> None:
-    """Rename the finished folder ``temp`` to ``directory``, which may exist already.
-
-    An existing ``directory`` is renamed aside first (``.<name>.<random>.old``) and put
-    back if the second rename fails; once the new folder is in place, only the old
-    entries named in ``owned`` are deleted: nothing this process did not write is lost.
-    """
-    if not directory.exists():
-        os.rename(temp, directory)
-        return
-    aside = directory.parent / f".{directory.name}.{secrets.token_hex(6)}.old"
-    os.rename(directory, aside)
-    try:
-        os.rename(temp, directory)
-    except BaseException:
-        os.rename(aside, directory)
-        raise
-    _remove_owned(aside, owned)
-
-
-def write_directory(directory: Path, fill, owned) -> Path:
-    """Write a folder whole: ``fill(folder)`` fills a temporary sibling, which then replaces ``directory``.
-
-    A reader (or a crash) sees the old folder or the new one, never a mixture. ``owned``
-    names every entry ``fill`` writes; the caller must make sure the old ``directory``
-    holds nothing else (it is checked again here, and anything else is never deleted).
-    On any error the temporary folder is removed and ``directory`` is left as it was.
-
-    >>> import os, tempfile
-    >>> from pathlib import Path
-    >>> target = Path(tempfile.mkdtemp()) / 'box'
-    >>> def fill(folder):
-    ...     atomic_write(folder / 'a.txt', lambda f: f.write(b'new'))
-    >>> _ = write_directory(target, fill, ['a.txt'])
-    >>> _ = write_directory(target, fill, ['a.txt'])  # replaces the first one whole
-    >>> os.listdir(target), sorted(os.listdir(target.parent))
-    (['a.txt'], ['box'])
-    """
-    directory = Path(directory)
-    owned = list(owned)
-    if directory.exists():
-        foreign = (sorted(p.name for p in directory.iterdir() if p.name not in owned) if directory.is_dir()
-                   else [f"{directory.name} is a file"])
-        if foreign:
-            raise FileExistsError(f"{directory} holds entries this write does not own ({', '.join(foreign)}); "
-                                  "refusing to replace it")
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    temp = directory.parent / f".{directory.name}.{secrets.token_hex(6)}.tmp"
-    temp.mkdir()
-    try:
-        fill(temp)
-        fsync_directory(temp)
-        swap_directory(temp, directory, owned)
-    except BaseException:
-        shutil.rmtree(temp, ignore_errors=True)  # the temporary folder is this write's own
-        raise
-    fsync_directory(directory.parent)
-    return directory
+    remove_leftovers(path.parent, [path.name])
+    return path

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import struct
 import zipfile
@@ -345,11 +346,13 @@ def _read_array(path: Path, zf: zipfile.ZipFile, entry: dict) -> np.ndarray:
     dtype = _DTYPES[entry["dtype"]]
     if dtype.kind in "biufc":
         dtype = dtype.newbyteorder("<")
+    # Sizes are checked before allocating: a manifest cannot make fnnet allocate more than the file holds.
+    needed = math.prod(entry["shape"]) * dtype.itemsize
+    if zf.getinfo(entry["file"]).file_size != needed:
+        raise CheckpointError(path, f"leaf {entry['path']!r} holds {zf.getinfo(entry['file']).file_size} bytes, "
+                                    f"its shape {tuple(entry['shape'])} and dtype {entry['dtype']} need {needed}")
     array = np.empty(tuple(entry["shape"]), dtype)
     target = array.reshape(-1).view(np.uint8)
-    if zf.getinfo(entry["file"]).file_size != target.size:
-        raise CheckpointError(path, f"leaf {entry['path']!r} holds {zf.getinfo(entry['file']).file_size} bytes, "
-                                    f"its shape {tuple(entry['shape'])} and dtype {entry['dtype']} need {target.size}")
     # Read in chunks into the final buffer; zipfile checks the CRC-32 when it reaches the end.
     with zf.open(entry["file"]) as f:
         filled = 0

@@ -3,13 +3,19 @@
 A model directory holds two files:
 
 - ``model.json``: the format name and version, the architecture (:func:`fnnet.to_spec`),
-  the input shape ``init`` was called with, whether state was saved, and the caller's
-  ``metadata`` (a vocabulary, preprocessing settings);
-- ``weights.ckpt``: ``{'params': ..., 'state': ...}`` as an :mod:`fnnet.io.checkpoint` file.
+  the input shape ``init`` was called with, whether state was saved, the caller's
+  ``metadata`` (a vocabulary, preprocessing settings) and the name of the weights file;
+- ``weights.<12 hex>.ckpt``: ``{'params': ..., 'state': ...}`` as an
+  :mod:`fnnet.io.checkpoint` file (``weights.ckpt`` in format version 1).
 
-The directory is written whole into a temporary sibling and renamed into place
-(:func:`fnnet.io.atomic.write_directory`), so a reader sees the old model or the new one,
-never a mixture, and no file that fnnet did not write is ever deleted. Loading rebuilds
+Each save writes a new weights file under a fresh name, then atomically replaces
+``model.json``, which names it: that rename is the one moment the new model takes over,
+so a crash at any point leaves the old model or the new one loadable, never a mixture,
+and no manual step is needed. Only then are the previous weights file and crashed saves'
+leftovers deleted. A directory is replaced only when it provably is an fnnet model
+(a ``model.json`` fnnet can read, nothing but fnnet's files beside it); anything else
+is refused, naming what is in the way, so a user's file is never deleted. A symbolic
+link to a model directory is written through. Loading never writes. Loading rebuilds
 the model from its spec and, when the input shape was saved, checks every saved array
 against what the spec's ``init`` would produce (:func:`fnnet.walk`, nothing computed),
 naming each path that differs.
@@ -19,6 +25,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import secrets
+import warnings
 from pathlib import Path
 
 import jax
@@ -27,16 +36,18 @@ import jax.numpy as jnp
 from ..core import shape_str, walk
 from ..structure.eval_init import tree_differences
 from . import atomic
-from .checkpoint import CheckpointMismatchError, load_checkpoint, save_checkpoint
-from .spec import from_spec, to_spec
+from .checkpoint import CheckpointMismatchError, CheckpointNotFoundError, load_checkpoint, save_checkpoint
+from .spec import SpecError, from_spec, to_spec
 
 FORMAT = "fnnet-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 SPEC_FILE = "model.json"
-WEIGHTS_FILE = "weights.ckpt"
-# Everything save_model writes: the only entries it may ever delete from an old model directory.
-MODEL_FILES = (SPEC_FILE, WEIGHTS_FILE)
+WEIGHTS_FILE = "weights.ckpt"  # format version 1's fixed name
+# Every weights file save_model may write, hence the only names besides model.json (and the
+# atomic writes' temporary files) it may delete from an existing model directory.
+_WEIGHTS_NAME = re.compile(r"weights(\.[0-9a-f]{12})?\.ckpt")
 _MAX_LISTED = 20
+_READ_ATTEMPTS = 5  # loads that race a save re-read model.json this often before giving up
 
 
 class SavedModelError(ValueError):
@@ -106,6 +117,11 @@ def _shape_to_json(shape):
 def _shape_from_json(shape):
     if shape is None:
         return None
+    if not isinstance(shape, list):
+        raise TypeError(f"expected a list, got {shape!r}")
+    for d in shape:
+        if not isinstance(d, list) and (not isinstance(d, int) or isinstance(d, bool) or d < -1):
+            raise ValueError(f"{d!r} is not a dimension (a size >= 0, or -1 for unknown)")
     return tuple(_shape_from_json(d) if isinstance(d, list) else d for d in shape)
 
 
@@ -113,22 +129,61 @@ def _read_description(directory: Path) -> dict:
     path = directory / SPEC_FILE
     if not path.is_file():
         if not directory.exists():
-            aside = atomic.set_aside_copies(directory)
-            hint = (f"; an interrupted save_model left the previous version at {aside[-1]}, rename it back"
-                    if aside else "")
+            # fnnet 0.1 swapped whole folders; a crash between its two renames left the model aside.
+            aside = sorted(directory.parent.glob(f".{directory.name}.*.old"))
+            hint = f"; an fnnet 0.1 save_model was interrupted and left the model at {aside[-1]}" if aside else ""
             raise SavedModelError(directory, f"no such model directory{hint}")
+        if not directory.is_dir():
+            raise SavedModelError(directory, "is a file, not a model directory")
         raise SavedModelError(directory, f"not an fnnet model directory (no {SPEC_FILE})")
     try:
         description = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise SavedModelError(directory, f"{SPEC_FILE} is not valid JSON: {e}") from e
+    except OSError as e:
+        raise SavedModelError(directory, f"cannot read {SPEC_FILE}: {e}") from e
     if not isinstance(description, dict) or description.get("format") != FORMAT:
         raise SavedModelError(directory, f"{SPEC_FILE} does not say format {FORMAT!r}")
     version = description.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise SavedModelError(directory, f"{SPEC_FILE}: format_version {version!r} is not a version number")
+    if version > FORMAT_VERSION:
         raise SavedModelError(directory, f"model format version {version!r} is newer than this fnnet reads "
                                          f"({FORMAT_VERSION}); upgrade fnnet")
+    if "spec" not in description:
+        raise SavedModelError(directory, f"{SPEC_FILE} has no 'spec' (the architecture)")
+    weights = description.get("weights", WEIGHTS_FILE)
+    # The name is data from the file: only fnnet's own weights names, so it can never point elsewhere.
+    if not isinstance(weights, str) or not _WEIGHTS_NAME.fullmatch(weights):
+        raise SavedModelError(directory, f"{SPEC_FILE}: 'weights' is {weights!r}, not the name of a weights file "
+                                         "inside the model directory")
+    if not isinstance(description.get("metadata", {}), dict):
+        raise SavedModelError(directory, f"{SPEC_FILE}: 'metadata' is not an object")
+    if not isinstance(description.get("has_state", False), bool):
+        raise SavedModelError(directory, f"{SPEC_FILE}: 'has_state' is not true or false")
+    try:
+        _shape_from_json(description.get("input_shape"))
+    except (TypeError, ValueError) as e:
+        raise SavedModelError(directory, f"{SPEC_FILE}: 'input_shape' {description.get('input_shape')!r} "
+                                         "is not a shape") from e
     return description
+
+
+def _weights_path(directory: Path, description: dict) -> Path:
+    return directory / description.get("weights", WEIGHTS_FILE)
+
+
+def weights_file(directory) -> Path:
+    """The weights file that a model directory's ``model.json`` names (its current weights).
+
+    >>> import fnnet, jax, os, tempfile
+    >>> _, params = fnnet.Dense(1).init(jax.random.PRNGKey(0), (-1, 2))
+    >>> folder = fnnet.save_model(os.path.join(tempfile.mkdtemp(), 'm'), fnnet.Dense(1), params)
+    >>> weights_file(folder).parent == folder, weights_file(folder).suffix
+    (True, '.ckpt')
+    """
+    directory = Path(os.fspath(directory))
+    return _weights_path(directory, _read_description(directory))
 
 
 # ------------------------------------------------------------------------ writing
@@ -138,20 +193,46 @@ def _write_json(path: Path, value) -> None:
     atomic.atomic_write(path, lambda f: f.write(text))
 
 
-def _foreign_entries(directory: Path) -> list:
-    """What in an existing ``directory`` save_model did not write (and so must never delete)."""
+def _is_own_entry(entry: Path) -> bool:
+    """Whether a model directory's entry is one save_model writes (so it may replace or delete it)."""
+    if entry.is_symlink() or not entry.is_file():
+        return False
+    return entry.name == SPEC_FILE or bool(_WEIGHTS_NAME.fullmatch(entry.name)) or atomic.is_temporary(entry.name)
+
+
+def _refuse_unless_own(directory: Path) -> None:
+    """Raise unless ``directory`` is absent, empty, or provably an fnnet model directory."""
+    if not directory.exists():
+        return
     if not directory.is_dir():
-        return [directory.name]
-    entries = sorted(p.name for p in directory.iterdir())
-    if entries and SPEC_FILE not in entries:  # not a model directory at all
-        return entries
-    return [name for name in entries if name not in MODEL_FILES]
+        raise SavedModelError(directory, "exists and is a file, not a model directory; refusing to replace it")
+    entries = sorted(directory.iterdir())
+    foreign = [e.name + ("/" if e.is_dir() else "") for e in entries if not _is_own_entry(e)]
+    if (directory / SPEC_FILE).exists():
+        try:
+            _read_description(directory)
+        except SavedModelError as e:
+            raise SavedModelError(directory, f"exists and is not an fnnet model directory ({e.detail}); "
+                                             "refusing to replace it") from None
+    if foreign:
+        raise SavedModelError(directory, f"exists and holds entries that save_model did not write "
+                                         f"({_listing(foreign)}); refusing to replace it: "
+                                         "save to a new directory, or move them away")
+
+
+def _remove_stale(directory: Path, keep: str) -> None:
+    """Delete old weights files and crashed saves' temporary files, all fnnet's own; keep ``keep``."""
+    for entry in directory.iterdir():
+        if _WEIGHTS_NAME.fullmatch(entry.name) and entry.name != keep and _is_own_entry(entry):
+            entry.unlink(missing_ok=True)
+    atomic.remove_leftovers(directory)
 
 
 def save_model(directory, model, params, state=None, *, input_shape=None, metadata=None) -> Path:
     """Save a whole model (architecture, params, optional state) to ``directory``, atomically.
 
-    ``input_shape`` is the shape ``init`` was called with (``(-1, 78)``). Given, the params
+    ``input_shape`` is the shape ``init`` was called with (``(-1, 78)``); a model that knows
+    it (``fnnet.Model``, ``fnnet.Sequential`` with an ``Input``) needs none. Given, the params
     (and state) are checked against what the architecture's ``init`` makes before
     anything is written, and :func:`load_model` checks the weights again; without it the
     weights are stored and loaded as they are. ``metadata`` is any JSON-serialisable dict
@@ -159,44 +240,51 @@ def save_model(directory, model, params, state=None, *, input_shape=None, metada
 
     The directory is written whole beside its place and renamed into it, so an existing
     model is replaced only once the new one is complete. Files are never lost: a
-    directory holding anything but an fnnet model's two files (``model.json``,
-    ``weights.ckpt``) is refused, and only those two are deleted from the old model.
+    directory holding anything but an fnnet model's files (a ``model.json`` fnnet can read,
+    its weights files, temporary files) is refused, naming the foreign entries, and only
+    fnnet's own files are ever deleted. A crash at any moment leaves the old or the new
+    model loadable; the next save removes what the crash left.
 
     >>> import fnnet, jax, os, tempfile
     >>> model = fnnet.serial(fnnet.Dense(4), fnnet.Relu, fnnet.Dense(1))
     >>> _, params = model.init(jax.random.PRNGKey(0), (-1, 3))
     >>> folder = os.path.join(tempfile.mkdtemp(), 'mlp')
     >>> _ = fnnet.save_model(folder, model, params, input_shape=(-1, 3), metadata={'target': 'price'})
-    >>> sorted(os.listdir(folder))
-    ['model.json', 'weights.ckpt']
+    >>> _ = fnnet.save_model(folder, model, params, input_shape=(-1, 3))  # replaces the first save
+    >>> [name.split('.')[0] for name in sorted(os.listdir(folder))]  # model.json, weights.<hex>.ckpt
+    ['model', 'weights']
     """
-    directory = Path(os.fspath(directory))
+    # Through a symbolic link: the link stays and its target folder is the model directory.
+    directory = atomic.through_links(directory)
+    if input_shape is None:  # a model built from fnnet.Input knows the shape its init takes
+        input_shape = getattr(model, "input_shape", None)
     input_shape = None if input_shape is None else tuple(input_shape)
     spec = to_spec(model)
     if input_shape is not None:
         _check_against(directory, input_shape, _expected_tree(model, input_shape, state is not None),
                        {"params": params, "state": state})
+    else:  # the architecture and the weights are saved; only their fit cannot be checked
+        warnings.warn(f"save_model({os.fspath(directory)!r}): the model's input shape is unknown, so the weights "
+                      "are saved without checking that they fit the architecture (nor will load_model check "
+                      "them); pass input_shape=, or build the model from fnnet.Input", UserWarning, stacklevel=2)
     if metadata is not None and not isinstance(metadata, dict):
         raise TypeError(f"metadata must be a dict, got {type(metadata).__name__}")
+    weights_name = f"weights.{secrets.token_hex(6)}.ckpt"
     description = {"format": FORMAT, "format_version": FORMAT_VERSION, "spec": spec,
                    "input_shape": _shape_to_json(input_shape), "has_state": state is not None,
-                   "metadata": metadata or {}}
+                   "metadata": metadata or {}, "weights": weights_name}
     try:
         json.dumps(description)
     except (TypeError, ValueError) as e:
         raise TypeError(f"metadata for {directory} is not JSON-serialisable: {e}") from e
-    if directory.exists():
-        foreign = _foreign_entries(directory)
-        if foreign:
-            what = (f"holds files that save_model did not write ({', '.join(foreign[:_MAX_LISTED])})"
-                    if (directory / SPEC_FILE).is_file() else f"is not an fnnet model directory (no {SPEC_FILE})")
-            raise SavedModelError(directory, f"exists and {what}; refusing to replace it")
-
-    def fill(folder: Path) -> None:
-        save_checkpoint(folder / WEIGHTS_FILE, {"params": params, "state": state})
-        _write_json(folder / SPEC_FILE, description)
-
-    return atomic.write_directory(directory, fill, MODEL_FILES)
+    _refuse_unless_own(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    # The new weights first, under a name no earlier save used; then model.json, whose atomic
+    # replacement switches readers from the old model to the new one in one rename.
+    save_checkpoint(directory / weights_name, {"params": params, "state": state})
+    _write_json(directory / SPEC_FILE, description)
+    _remove_stale(directory, keep=weights_name)
+    return directory
 
 
 def load_model(directory):
@@ -217,15 +305,31 @@ def load_model(directory):
     True
     """
     directory = Path(os.fspath(directory))
-    description = _read_description(directory)
-    model = from_spec(description["spec"])
+    for attempt in range(_READ_ATTEMPTS):
+        try:
+            return _load(directory, _read_description(directory))
+        except CheckpointNotFoundError:
+            # A save may have switched model.json and removed the old weights between our two
+            # reads; the new description then names weights that exist.
+            if attempt == _READ_ATTEMPTS - 1:
+                raise
+
+
+def _load(directory: Path, description: dict):
+    try:
+        model = from_spec(description["spec"])
+    except SpecError as e:  # the same error, naming the file too
+        raise SpecError(f"{directory / SPEC_FILE}: {e.path}", e.detail) from e
     input_shape = _shape_from_json(description.get("input_shape"))
+    weights = _weights_path(directory, description)
     if input_shape is None:  # saved without an input shape: nothing to check the weights against
-        tree = load_checkpoint(directory / WEIGHTS_FILE)
+        tree = load_checkpoint(weights)
+        if not isinstance(tree, dict) or not {"params", "state"} <= set(tree):
+            raise SavedModelError(directory, f"{weights.name} does not hold 'params' and 'state'")
     else:
         like = _expected_tree(model, input_shape, bool(description.get("has_state")))
         try:
-            tree = load_checkpoint(directory / WEIGHTS_FILE, like=like)
+            tree = load_checkpoint(weights, like=like)
         except CheckpointMismatchError as e:
             raise _mismatch_error(directory, input_shape, e.missing, e.extra, e.shape_mismatch,
                                   e.dtype_mismatch) from e

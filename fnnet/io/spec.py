@@ -29,6 +29,7 @@ import numbers
 import numpy as np
 
 from ..core import LAYER_REGISTRY, SINGLETONS, Layer, registered, walk
+from ..graph import Input, Model, SymbolicTensor
 from ..initializers import INITIALIZERS
 from ..layers.activations import ACTIVATIONS, FUNCTIONS
 
@@ -88,6 +89,9 @@ def _encode(value, node, path: str, ctor_name: str, argument: int | str):
         return int(value)
     if isinstance(value, numbers.Real):
         return float(value)
+    if isinstance(value, SymbolicTensor) and value.layer is None:  # Sequential's leading Input
+        return {"input": {"shape": [None if d == -1 else d for d in value.shape[1:]], "dtype": value.dtype,
+                          "name": value.source.name}}
     if isinstance(value, Layer):
         # The argument as the walk met it (a combinator may keep it deeper down, as Residual
         # does inside its parallel); one it keeps no node for (a template it copies) gets a
@@ -137,6 +141,12 @@ def _layer_node(node, path: str) -> dict:
     are written where they appear in it; the others are its constructor's business.
     """
     layer = node.layer
+    if isinstance(layer, Model):  # a graph: its layers, and the calls that connect them
+        def encode_layer(key, child):
+            found = _find_node(node, child)
+            return _layer_node(found if found is not None else walk(child), _child_path(path, "Model", key))
+
+        return {"class": "Model", "graph": layer.graph_config(encode_layer)}
     if layer.spec is None:
         raise SpecError(path, f"layer {layer.description} has no spec: it was built by fnnet.layer, a Layer(...) "
                               "call or a raw stax pair, not by a registered constructor; decorate its "
@@ -183,12 +193,20 @@ def _decode(value, path: str, ctor_name: str, argument: int | str):
         raise SpecError(path, f"{_arg_label(ctor_name, argument)}: expected a one-key object such as "
                               f"{{'tuple': [...]}}, got keys {sorted(value)}")
     (tag, body), = value.items()
+    expected = {"tuple": list, "dict": dict, "layer": dict, "input": dict}.get(tag, str)
+    if not isinstance(body, expected):  # the file is data from anywhere: check before using it
+        raise SpecError(path, f"{_arg_label(ctor_name, argument)}: {tag!r} holds {type(body).__name__}, "
+                              f"expected {expected.__name__}")
     if tag == "tuple":
         return tuple(_decode(v, path, ctor_name, argument) for v in body)
     if tag == "dict":
         return {k: _decode(v, path, ctor_name, argument) for k, v in body.items()}
     if tag == "layer":
         return _build(body, _child_path(path, ctor_name, argument))
+    if tag == "input":
+        if not isinstance(body.get("shape"), list) or "dtype" not in body:
+            raise SpecError(path, f"{_arg_label(ctor_name, argument)}: an input needs 'shape' (a list) and 'dtype'")
+        return Input(tuple(body["shape"]), body["dtype"], body.get("name"))
     for known_tag, table in _NAMED_CALLABLES:
         if tag == known_tag:
             if body not in table:
@@ -202,6 +220,19 @@ def _build(node, path: str):
     if not isinstance(node, dict) or "class" not in node:
         raise SpecError(path, f"expected a layer object with a 'class' key, got {node!r}")
     name = node["class"]
+    if not isinstance(name, str):
+        raise SpecError(path, f"'class' is {name!r}, not a layer name")
+    if not isinstance(node.get("args", []), list):
+        raise SpecError(path, f"{name}: 'args' is {type(node['args']).__name__}, expected a list")
+    if not isinstance(node.get("kwargs", {}), dict):
+        raise SpecError(path, f"{name}: 'kwargs' is {type(node['kwargs']).__name__}, expected an object")
+    if name == "Model" and "graph" in node:
+        try:
+            return Model.from_graph_config(node["graph"], lambda key, body: _build(body, _child_path(path, name, key)))
+        except SpecError:
+            raise
+        except (ValueError, TypeError, KeyError) as e:
+            raise SpecError(path, f"the graph of Model could not be rebuilt: {e}") from e
     args = [_decode(a, path, name, i) for i, a in enumerate(node.get("args", []))]
     kwargs = {k: _decode(v, path, name, k) for k, v in node.get("kwargs", {}).items()}
     if name in LAYER_REGISTRY:
@@ -209,8 +240,9 @@ def _build(node, path: str):
             return LAYER_REGISTRY[name](*args, **kwargs)
         except SpecError:
             raise
-        except (ValueError, TypeError) as e:
-            raise SpecError(path, f"{name}(...) failed: {e}") from e
+        except (ValueError, TypeError, KeyError, IndexError, ArithmeticError) as e:
+            detail = e if isinstance(e, (ValueError, TypeError)) else f"{type(e).__name__}: {e}"
+            raise SpecError(path, f"{name}(...) failed: {detail}") from e
     if name in SINGLETONS:
         if args or set(kwargs) - {"name"}:
             raise SpecError(path, f"{name} is a ready-made layer and takes no arguments (but name=)")
@@ -234,6 +266,11 @@ def from_spec(spec):
     >>> bool(jnp.array_equal(model.apply(params, jnp.ones((1, 2))), rebuilt.apply(params, jnp.ones((1, 2)))))
     True
     """
-    if isinstance(spec, (str, bytes)):
-        spec = json.loads(spec)
-    return _build(spec, "model")
+    try:
+        if isinstance(spec, (str, bytes)):
+            spec = json.loads(spec)
+        return _build(spec, "model")
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise SpecError("model", f"the spec is not valid JSON: {e}") from e
+    except RecursionError:
+        raise SpecError("model", "the spec nests layers or values too deeply to be a model") from None

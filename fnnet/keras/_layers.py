@@ -16,12 +16,16 @@ from ..combinators import FanInConcat, FanInSum
 from ..layers import (Activation, AveragePooling1D, AveragePooling2D, BatchNorm, Bidirectional, Conv1D, Conv2D,
                       Dense, Dropout, Embedding, Flatten, GlobalAveragePooling1D, GlobalAveragePooling2D,
                       GlobalMaxPooling1D, GlobalMaxPooling2D, GRU, LayerNorm, LSTM, MaxPooling1D, MaxPooling2D,
-                      Reshape, SimpleRNN, TimeDistributed)
-from ..layers.activations import ACTIVATIONS
+                      ReLU, Reshape, SimpleRNN, TimeDistributed)
+from ..layers.activations import ACTIVATIONS, get_activation
 from ._reading import MODEL_CLASSES, RECURRENT_CLASSES, Converted, KerasLayer, WeightsGroup, keras_layer
 
 # Keras names whose meaning fnnet's table might not share: (input, Keras 3's output).
 _ACTIVATION_PROBES = {"leaky_relu": (-1.0, -0.2)}
+# Keras functions that depart from their own documented definition, which fnnet follows:
+# importing or exporting them would silently change what the model computes.
+_KERAS_DEPARTS = {"sparsemax": "Keras 3's sparsemax rows do not sum to 1 once two or more entries are kept "
+                               "(fnnet's follows the definition Keras documents)"}
 
 
 def _variables(k: KerasLayer, names, node: WeightsGroup | None = None) -> dict:
@@ -52,6 +56,8 @@ def _check_common(k: KerasLayer):
 
 def activation_matches_keras(name: str) -> bool:
     """Whether fnnet's activation ``name`` computes what Keras 3's of that name does."""
+    if name in _KERAS_DEPARTS:
+        return False
     if name not in _ACTIVATION_PROBES:
         return True
     x, keras_y = _ACTIVATION_PROBES[name]
@@ -63,6 +69,12 @@ def _activation(k: KerasLayer, value, key="activation") -> str:
         return "linear"
     if not isinstance(value, str) or value not in ACTIVATIONS:
         raise k.error(f"{key}={value!r} has no fnnet equivalent; fnnet knows {', '.join(sorted(ACTIVATIONS))}")
+    if value in _KERAS_DEPARTS:
+        raise k.error(f"{key}={value!r}: {_KERAS_DEPARTS[value]}, so the imported model would compute something else")
+    try:
+        get_activation(value)
+    except TypeError as e:  # e.g. 'threshold', whose function needs arguments a name cannot carry
+        raise k.error(f"{key}={value!r} cannot be used by name: {e}") from None
     if not activation_matches_keras(value):
         x, keras_y = _ACTIVATION_PROBES[value]
         raise k.error(f"{key}={value!r}: fnnet's {value!r} differs from Keras 3's (at {x} Keras gives "
@@ -138,14 +150,14 @@ def _batch_norm(k):
 
 def _layer_norm(k):
     c = k.config
-    _refuse_unless(k, not c.get("rms_scaling", False), "rms_scaling=True")
+    rms_scaling = bool(c.get("rms_scaling", False))
     axis = c.get("axis", -1)
     axis = tuple(axis) if isinstance(axis, (list, tuple)) else axis
     axis = axis[0] if isinstance(axis, tuple) and len(axis) == 1 else axis
     center, scale = c.get("center", True), c.get("scale", True)
-    names = (["gamma"] if scale else []) + (["beta"] if center else [])
-    return Converted(LayerNorm(axis, epsilon=c.get("epsilon", 1e-3), center=center, scale=scale),
-                     _variables(k, names))
+    names = ["gamma"] if rms_scaling else (["gamma"] if scale else []) + (["beta"] if center else [])
+    return Converted(LayerNorm(axis, epsilon=c.get("epsilon", 1e-3), center=center, scale=scale,
+                               rms_scaling=rms_scaling), _variables(k, names))
 
 
 def _embedding(k):
@@ -230,14 +242,16 @@ def _no_weights(make):
 
 def _relu_layer(k):
     c = k.config
-    _refuse_unless(k, c.get("max_value") is None and not c.get("negative_slope") and not c.get("threshold"),
-                   "max_value, negative_slope or threshold")
-    return Activation("relu")
+    if c.get("max_value") is None and not c.get("negative_slope") and not c.get("threshold"):
+        return Activation("relu")
+    return ReLU(c.get("max_value"), c.get("negative_slope", 0.0), c.get("threshold", 0.0))
 
 
 def _softmax_layer(k):
-    _refuse_unless(k, k.config.get("axis", -1) in (-1, [-1]), f"axis={k.config.get('axis')}")
-    return Activation("softmax")
+    axis = k.config.get("axis", -1)
+    axis = axis[0] if isinstance(axis, list) and len(axis) == 1 else axis
+    _refuse_unless(k, isinstance(axis, int), f"axis={axis} (several axes)")
+    return Activation("softmax") if axis == -1 else Activation("softmax", axis=axis)
 
 
 def _dropout(k):

@@ -65,6 +65,20 @@ def _activation(value, path) -> str:
     return name
 
 
+def _activation_layer(L, a, path, name):
+    """``Activation(name, **options)`` as Keras writes it: options live on Keras's own layers."""
+    activation, options = _activation(a["activation"], path), dict(a.get("options") or {})
+    if not options:
+        return L.Activation(activation, name=name)
+    if activation == "softmax" and set(options) == {"axis"}:
+        return L.Softmax(axis=options["axis"], name=name)
+    if activation == "leaky_relu" and set(options) == {"negative_slope"}:
+        return L.LeakyReLU(negative_slope=options["negative_slope"], name=name)
+    if activation == "relu" and set(options) <= {"negative_slope", "max_value", "threshold"}:
+        return L.ReLU(**options, name=name)
+    raise KerasExportError(path, f"Activation({activation!r}, {options}) has no Keras layer with those options")
+
+
 def _require(ok, path, detail):
     if not ok:
         raise KerasExportError(path, detail)
@@ -152,7 +166,9 @@ def _leaf(keras, node, ctor, a, path, name):
         return L.Activation(_SINGLETON_ACTIVATIONS[ctor], name=name), _no_weights
     without_weights = {
         "Flatten": lambda: L.Flatten(name=name),
-        "Activation": lambda: L.Activation(_activation(a["activation"], path), name=name),
+        "Activation": lambda: _activation_layer(L, a, path, name),
+        "ReLU": lambda: L.ReLU(max_value=a["max_value"], negative_slope=a["negative_slope"],
+                               threshold=a["threshold"], name=name),
         "Dropout": lambda: L.Dropout(a["rate"], name=name),
         "Reshape": lambda: L.Reshape(tuple(a["target_shape"]), name=name),
         **{pool: (lambda pool=pool: getattr(L, pool)(a["pool_size"], a["strides"], a["padding"], name=name))
@@ -174,8 +190,9 @@ def _leaf(keras, node, ctor, a, path, name):
                 lambda params, state: [np.asarray(params["embeddings"])])
     if ctor == "LayerNorm":
         axis = list(a["axis"]) if isinstance(a["axis"], (tuple, list)) else a["axis"]
-        return (L.LayerNormalization(axis=axis, epsilon=a["epsilon"], center=a["center"], scale=a["scale"],
-                                     name=name),
+        rms = a.get("rms_scaling", False)
+        return (L.LayerNormalization(axis=axis, epsilon=a["epsilon"], center=a["center"] and not rms,
+                                     scale=a["scale"], rms_scaling=rms, name=name),
                 lambda params, state: _with_bias(params, "gamma", "beta"))
     if ctor == "BatchNorm":
         return _batch_norm(keras, a, len(node.input_shape), path, name)
@@ -227,7 +244,7 @@ class _Names:
 def _call(keras, node, params, state, x, path, names):
     """Apply the layer at ``node`` to the Keras tensor(s) ``x`` with Keras layers carrying its weights."""
     ctor, a = _arguments(node.layer, path or "model")
-    if ctor in ("serial", "Residual"):  # Residual runs as serial(FanOut, parallel(...), FanInSum)
+    if ctor in ("serial", "Sequential", "Residual"):  # Residual runs as serial(FanOut, parallel(...), FanInSum)
         for i, child in enumerate(node.children):
             x = _call(keras, child, params, state, x, _child_path(path, ctor, i), names)
         return x

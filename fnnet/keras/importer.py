@@ -13,22 +13,22 @@ A ``.keras`` file is read with ``h5py`` alone, so Keras need not be installed fo
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..combinators import serial
-from ..core import walk
+from ..graph import Input, Sequential
+from ..core import LayerError, walk
 from ..structure.eval_init import tree_differences
 from ._graph import NO_MASK, combine, model_chain, model_mask
-from ._reading import KerasImportError, WeightsGroup, import_h5py
+from ._reading import KerasImportError, StoredArray, WeightsGroup, import_h5py
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.weights.h5"
@@ -59,22 +59,72 @@ class KerasImport(tuple):
         return f"KerasImport(model={self[0]!r}, input_shape={self.input_shape!r})"
 
 
+def _read(leaf):
+    return jnp.asarray(leaf.read() if isinstance(leaf, StoredArray) else leaf)
+
+
 def _convert(model_entry, weights: WeightsGroup):
-    chain, input_shape = model_chain(model_entry, weights)
-    model_mask(model_entry, NO_MASK)
-    if input_shape is None:
-        raise KerasImportError("the model records no input shape; build it first (give it a keras.Input, or "
-                               "call it on data) and save it again")
-    converted = combine(serial, chain)
-    params, state = jax.tree_util.tree_map(jnp.asarray, (converted.params, converted.state))
-    # What init would make, by the one walker (abstract shapes, nothing computed).
-    root = walk(converted.layer, input_shape)
-    for what, want, have in (("params", root.params, params), ("state", root.state, state)):
+    if not isinstance(model_entry, dict) or not isinstance(model_entry.get("config"), dict):
+        raise KerasImportError(f"the model config is not an object with a 'class_name' and a 'config' "
+                               f"(got {type(model_entry).__name__}); it is not a Keras 3 model config")
+    try:
+        chain, input_shape = model_chain(model_entry, weights)
+        model_mask(model_entry, NO_MASK)
+        if input_shape is None:
+            raise KerasImportError("the model records no input shape; build it first (give it a keras.Input, "
+                                   "or call it on data) and save it again")
+        # The top level is a Sequential headed by an Input, so the model knows its input shape
+        # (params are keyed exactly as serial keys them).
+        converted = combine(lambda *layers: Sequential([Input(input_shape[1:]), *layers]), chain)
+        # What init would make, by the one walker (abstract shapes, nothing computed or allocated).
+        root = walk(converted.layer, input_shape)
+    except KerasImportError:
+        raise
+    except LayerError as e:
+        raise KerasImportError(f"the config describes a model fnnet cannot build: {e}") from e
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+        raise KerasImportError(f"the model config is malformed ({type(e).__name__}: {e})") from e
+    # The weights file's declared shapes and dtypes are checked before a byte of them is read.
+    for what, want, have in (("params", root.params, converted.params), ("state", root.state, converted.state)):
         missing, extra, shapes, dtypes = tree_differences(want, have)
         if missing or extra or shapes or dtypes:
-            raise KerasImportError(f"the imported {what} do not fit the fnnet model (missing {missing}, extra "
-                                   f"{extra}, shape (Keras vs fnnet) {shapes}, dtype {dtypes}); please report this")
+            parts = [f"{label} {items}" for label, items in (
+                ("missing from the weights file:", missing), ("in the weights file but not in the model:", extra),
+                ("shape differs (file vs config):", shapes), ("dtype differs (file vs config):", dtypes)) if items]
+            raise KerasImportError(f"the weights file does not fit the architecture its config describes "
+                                   f"({what}: {'; '.join(parts)}); the config and weights do not come from "
+                                   "the same model, or the file was altered")
+    params, state = jax.tree_util.tree_map(_read, (converted.params, converted.state))
     return KerasImport(converted.layer, params, state, input_shape)
+
+
+# A .keras member may expand at most this much (Keras 3 refuses beyond 100x, for zip bombs).
+_MAX_EXPANSION = 100
+_EXPANSION_FLOOR = 1 << 26  # small members are always allowed, whatever their ratio
+
+
+def _member_text(path: Path, archive: zipfile.ZipFile, name: str, limit: int) -> bytes:
+    info = archive.getinfo(name)
+    if info.file_size > max(limit, _EXPANSION_FLOOR, _MAX_EXPANSION * info.compress_size):
+        raise KerasImportError(f"{path}: {name} expands from {info.compress_size} to {info.file_size} bytes; "
+                               "refusing what looks like a zip bomb")
+    return archive.read(name)
+
+
+def _copy_member(path: Path, archive: zipfile.ZipFile, name: str, target) -> None:
+    """Copy a zip member to ``target`` in chunks, never past the size the zip declares."""
+    info = archive.getinfo(name)
+    if info.file_size > max(_EXPANSION_FLOOR, _MAX_EXPANSION * info.compress_size):
+        raise KerasImportError(f"{path}: {name} expands from {info.compress_size} to {info.file_size} bytes; "
+                               "refusing what looks like a zip bomb")
+    with archive.open(name) as source:
+        copied = 0
+        while chunk := source.read(1 << 20):
+            copied += len(chunk)
+            if copied > info.file_size:
+                raise KerasImportError(f"{path}: {name} holds more bytes than its zip entry declares")
+            target.write(chunk)
+    target.flush()
 
 
 def _from_file(path: Path):
@@ -83,17 +133,35 @@ def _from_file(path: Path):
     if not zipfile.is_zipfile(path):
         raise KerasImportError(f"{path} is not a .keras (zip) file; legacy .h5 files and SavedModel folders "
                                "are not read: load the model in Keras and save it with model.save('name.keras')")
-    with zipfile.ZipFile(path) as archive:
-        names = set(archive.namelist())
-        missing = [n for n in (CONFIG_FILE, WEIGHTS_FILE) if n not in names]
-        if missing:
-            raise KerasImportError(f"{path} has no {' and no '.join(missing)} (it holds {', '.join(sorted(names))}); "
-                                   "it is not a Keras 3 model file with HDF5 weights")
-        config = json.loads(archive.read(CONFIG_FILE))
-        weights = archive.read(WEIGHTS_FILE)
     h5py = import_h5py()
-    with h5py.File(io.BytesIO(weights), "r") as store:
-        return _convert(config, WeightsGroup(store, f"{path.name}:{WEIGHTS_FILE}"))
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            missing = [n for n in (CONFIG_FILE, WEIGHTS_FILE) if n not in names]
+            if missing:
+                raise KerasImportError(f"{path} has no {' and no '.join(missing)} (it holds "
+                                       f"{', '.join(sorted(names))}); it is not a Keras 3 model file with HDF5 weights")
+            try:
+                config = json.loads(_member_text(path, archive, CONFIG_FILE, 0))
+            except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+                raise KerasImportError(f"{path}: {CONFIG_FILE} is not valid JSON ({type(e).__name__}: {e})") from e
+            # The weights go to a temporary file, not memory; only metadata is read until the
+            # declared shapes have been checked against the config's architecture.
+            with tempfile.TemporaryFile() as local:
+                _copy_member(path, archive, WEIGHTS_FILE, local)
+                local.seek(0)
+                try:
+                    store = h5py.File(local, "r")
+                except OSError as e:
+                    raise KerasImportError(f"{path}: {WEIGHTS_FILE} is not a readable HDF5 file ({e})") from e
+                with store:
+                    return _convert(config, WeightsGroup(store, f"{path.name}:{WEIGHTS_FILE}"))
+    except (zipfile.BadZipFile, zlib.error, EOFError) as e:
+        raise KerasImportError(f"{path} is damaged (truncated or corrupted zip: {e})") from e
+    except OSError as e:  # h5py reports corrupted HDF5 data as OSError
+        if isinstance(e, FileNotFoundError) and not path.exists():
+            raise
+        raise KerasImportError(f"{path}: cannot read {WEIGHTS_FILE} ({e})") from e
 
 
 def _plain(value):

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from ..core import layer, registered
+from ..core import expect_positive_int, layer, registered
 from ..initializers import get_initializer
 from .activations import get_activation
 
@@ -129,6 +129,7 @@ def Conv1D(filters, kernel_size, strides=1, padding="valid", activation=None, us
     >>> fnnet.Conv1D(8, 3, activation='relu').init(jax.random.PRNGKey(0), (-1, 20, 4))[0]
     (-1, 18, 8)
     """
+    expect_positive_int(filters, "Conv1D: filters")
     return _conv_layer("Conv1D", ("NHC", "HIO", "NHC"), filters, _tuple(kernel_size, 1), _tuple(strides, 1),
                        padding.upper(), "glorot_uniform", "zeros", activation, use_bias, transpose=False)
 
@@ -141,5 +142,6 @@ def Conv2D(filters, kernel_size, strides=1, padding="valid", activation=None, us
     >>> fnnet.Conv2D(8, 3, padding='same').init(jax.random.PRNGKey(0), (-1, 28, 28, 1))[0]
     (-1, 28, 28, 8)
     """
+    expect_positive_int(filters, "Conv2D: filters")
     return _conv_layer("Conv2D", ("NHWC", "HWIO", "NHWC"), filters, _tuple(kernel_size, 2), _tuple(strides, 2),
                        padding.upper(), "glorot_uniform", "zeros", activation, use_bias, transpose=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ..core import expect_last_dim, layer, registered
+from ..core import expect_last_dim, expect_positive_int, layer, registered
 from ..initializers import get_initializer
 from .activations import get_activation
 
@@ -23,6 +23,7 @@ def Dense(units, W_init="glorot_uniform", b_init="zeros", *, activation=None, us
     >>> shape, params['kernel'].shape, params['bias'].shape
     ((-1, 400), (78, 400), (400,))
     """
+    expect_positive_int(units, "Dense: units")  # not a raw ZeroDivisionError in the initializer
     W_init, b_init = get_initializer(W_init), get_initializer(b_init)
     act = get_activation(activation)
 

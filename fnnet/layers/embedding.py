@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import jax.numpy as jnp
+import numpy as np
 
-from ..core import layer, registered
+from ..core import expect_positive_int, layer, registered
 from ..initializers import get_initializer
 
 
@@ -22,7 +23,7 @@ def Embedding(input_dim, output_dim, embeddings_init="uniform", *, mask_zero=Fal
     skip masked steps and layers that ignore masks pass it on. ``input_dim`` must then
     count the padding id too (vocabulary size + 1), as in Keras.
 
-    JAX cannot raise inside ``jit``, so an id ``>= input_dim`` yields a vector of NaNs
+    JAX cannot raise inside ``jit``, so an id outside ``[0, input_dim)`` (negative ones too) yields a vector of NaNs
     (loud in the loss) rather than an error.
 
     >>> import fnnet, jax, jax.numpy as jnp
@@ -35,6 +36,8 @@ def Embedding(input_dim, output_dim, embeddings_init="uniform", *, mask_zero=Fal
     >>> vectors.shape, mask.tolist()
     ((1, 5, 8), [[True, True, False, False, False]])
     """
+    for argument, value in (("input_dim", input_dim), ("output_dim", output_dim)):
+        expect_positive_int(value, f"Embedding: {argument}")
     init = get_initializer(embeddings_init)
 
     def init_params(rng, input_shape):
@@ -45,7 +48,10 @@ def Embedding(input_dim, output_dim, embeddings_init="uniform", *, mask_zero=Fal
         if not jnp.issubdtype(ids.dtype, jnp.integer):
             # Keras casts float ids too; doing the same keeps float-typed pipelines working.
             ids = ids.astype(jnp.int32)
-        return jnp.take(params["embeddings"], ids, axis=0)
+        # Out-of-range ids, negative ones included (which would wrap around to the last rows),
+        # give NaN vectors: loud in the loss. fit/evaluate/predict name them first (check_data).
+        ids = jnp.where(ids < 0, input_dim, ids)
+        return jnp.take(params["embeddings"], ids, axis=0, mode="fill", fill_value=jnp.nan)
 
     def padding_mask(ids, mask):
         return jnp.asarray(ids) != 0

@@ -83,16 +83,28 @@ def BatchNorm(axis=None, epsilon=1e-5, center=True, scale=True, beta_init="zeros
 
 
 @registered("LayerNorm")
-def LayerNorm(axis=-1, epsilon=1e-3, center=True, scale=True):
+def LayerNorm(axis=-1, epsilon=1e-3, center=True, scale=True, rms_scaling=False):
     """Layer normalisation over ``axis`` (Keras's ``LayerNormalization``; per example).
+
+    ``rms_scaling=True`` is Keras's option of that name: ``x * gamma / sqrt(var(x) + epsilon)``,
+    scaled but not centred, with ``gamma`` and no ``beta`` whatever ``center`` and ``scale``
+    say. (Keras 3 deprecates it because it divides by the variance about the mean, not by
+    the root mean square; fnnet keeps that meaning so that Keras's models compute the same.)
 
     >>> import fnnet, jax, jax.numpy as jnp
     >>> _, params = fnnet.LayerNorm().init(jax.random.PRNGKey(0), (-1, 4))
     >>> y = fnnet.LayerNorm().apply(params, jnp.array([[1.0, 2.0, 3.0, 4.0]]))
     >>> round(float(y.mean()), 6), round(float(y.std()), 2)
     (0.0, 1.0)
+    >>> rms = fnnet.LayerNorm(rms_scaling=True)
+    >>> _, params = rms.init(jax.random.PRNGKey(0), (-1, 2))
+    >>> y = rms.apply(params, jnp.array([[1.0, 3.0]]))  # variance 1: scaled by ~1, not centred
+    >>> sorted(params), [round(float(v), 2) for v in y[0]]
+    (['gamma'], [1.0, 3.0])
     """
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    if rms_scaling:  # Keras builds gamma alone
+        center, scale = False, True
 
     def init_params(rng, input_shape):
         shape = tuple(input_shape[a] for a in axes)
@@ -109,7 +121,7 @@ def LayerNorm(axis=-1, epsilon=1e-3, center=True, scale=True):
         norm_axes = tuple(sorted(a % x.ndim for a in axes))
         mean = jnp.mean(x, norm_axes, keepdims=True)
         var = jnp.var(x, norm_axes, keepdims=True)
-        y = (x - mean) * jnp.reciprocal(jnp.sqrt(var + epsilon))
+        y = (x if rms_scaling else x - mean) * jnp.reciprocal(jnp.sqrt(var + epsilon))
         shape = [1] * x.ndim
         for a in norm_axes:
             shape[a] = x.shape[a]

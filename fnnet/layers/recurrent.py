@@ -21,13 +21,14 @@ that took ~15% less CPU time per train step than JAX's own backward pass of the 
 from __future__ import annotations
 
 import functools
+import inspect
 from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 
-from ..core import expect_last_dim, layer, registered
+from ..core import LAYER_REGISTRY, as_layer, expect_last_dim, expect_positive_int, layer, registered, walk
 from ..initializers import get_initializer
 from .activations import get_activation
 
@@ -40,19 +41,42 @@ class _Cell(NamedTuple):
     init_params: Callable  # (rng, input_dim) -> params in Keras's layout
     prepare: Callable  # params -> the weights the step uses (fused once per call, outside the scan)
     step: Callable  # (weights, carry, x_t) -> (new_carry, output_t)
+    # Recurrent dropout (Keras's implementation 1: one mask per gate, on x_t and on h):
+    # (weights, carry, x_t, input_masks or None, recurrent_masks) -> (new_carry, output_t).
+    dropped_step: Callable
+    n_gates: int  # how many dropout masks Keras draws with recurrent_dropout (4, 3, 1)
     # For cells whose step is ``z = [x_t, h] @ w + b`` then element-wise maths, that maths:
     # (z, carry) -> (new_carry, output_t); the scan then uses a hand-written backward pass.
     gates: Callable | None = None
 
 
-def _fused(units, n_states, init_params, prepare, gates) -> _Cell:
-    """A cell whose step is one matmul ``[x_t, h] @ w + b`` followed by ``gates``."""
+def _dropped_projection(w, b, x_t, h, input_masks, recurrent_masks, block_gates, units):
+    """``[x_t, h] @ w + b`` where each ``units``-wide column block ``j`` of ``w`` sees ``x_t`` and
+    ``h`` times gate ``block_gates[j]``'s dropout masks (Keras's per-gate masks)."""
+    features = x_t.shape[-1]
+    blocks = []
+    for j, g in enumerate(block_gates):
+        x_g = x_t if input_masks is None else x_t * input_masks[g]
+        h_g = h if recurrent_masks is None else h * recurrent_masks[g]
+        cols = slice(j * units, (j + 1) * units)
+        blocks.append(x_g @ w[:features, cols] + h_g @ w[features:, cols])
+    return jnp.concatenate(blocks, axis=-1) + b
+
+
+def _fused(units, n_states, init_params, prepare, gates, block_gates) -> _Cell:
+    """A cell whose step is one matmul ``[x_t, h] @ w + b`` followed by ``gates``; column block
+    ``j`` of ``w`` belongs to gate ``block_gates[j]`` (for the dropout masks)."""
 
     def step(weights, carry, x_t):
         w, b = weights
         return gates(jnp.concatenate([x_t, carry[0]], axis=-1) @ w + b, carry)
 
-    return _Cell(units, n_states, init_params, prepare, step, gates)
+    def dropped_step(weights, carry, x_t, input_masks, recurrent_masks):
+        w, b = weights
+        z = _dropped_projection(w, b, x_t, carry[0], input_masks, recurrent_masks, block_gates, units)
+        return gates(z, carry)
+
+    return _Cell(units, n_states, init_params, prepare, step, dropped_step, max(block_gates) + 1, gates)
 
 
 def _stack(params):
@@ -102,7 +126,7 @@ def _lstm_cell(units, activation, recurrent_activation, use_bias, kernel_init, r
         h = gate(o) * act(c)
         return (h, c), h
 
-    return _fused(units, 2, init_params, prepare, gates)
+    return _fused(units, 2, init_params, prepare, gates, block_gates=(0, 1, 2, 3))
 
 
 def _gru_cell(units, activation, recurrent_activation, use_bias, kernel_init, recurrent_init,
@@ -147,9 +171,20 @@ def _gru_cell(units, activation, recurrent_activation, use_bias, kernel_init, re
         h = z * h + (1.0 - z) * candidate
         return (h,), h
 
+    def dropped_step_reset_before(weights, carry, x_t, input_masks, recurrent_masks):
+        w, b, rh = weights
+        (h,) = carry
+        s = _dropped_projection(w, b, x_t, h, input_masks, recurrent_masks, (0, 1, 2), units)
+        z, r = jnp.split(gate(s[..., :2 * units]), 2, axis=-1)
+        h_candidate = h if recurrent_masks is None else h * recurrent_masks[2]  # Keras's h_tm1_h
+        candidate = act(s[..., 2 * units:] + (r * h_candidate) @ rh)
+        h = z * h + (1.0 - z) * candidate  # the update mixes the undropped h, as Keras does
+        return (h,), h
+
     if reset_after:
-        return _fused(units, 1, init_params, prepare_reset_after, gates_reset_after)
-    return _Cell(units, 1, init_params, prepare_reset_before, step_reset_before)
+        # Blocks z, r, x @ Kh, h @ Rh: the last two belong to the candidate gate.
+        return _fused(units, 1, init_params, prepare_reset_after, gates_reset_after, block_gates=(0, 1, 2, 2))
+    return _Cell(units, 1, init_params, prepare_reset_before, step_reset_before, dropped_step_reset_before, 3)
 
 
 def _simple_rnn_cell(units, activation, use_bias, kernel_init, recurrent_init, bias_init) -> _Cell:
@@ -163,7 +198,7 @@ def _simple_rnn_cell(units, activation, use_bias, kernel_init, recurrent_init, b
         h = act(z)
         return (h,), h
 
-    return _fused(units, 1, init_params, prepare, gates)
+    return _fused(units, 1, init_params, prepare, gates, block_gates=(0,))
 
 
 # ------------------------------------------------------------------------- the scan
@@ -175,20 +210,26 @@ def _masked(keep, new_carry, carry, y, zero_masked_outputs):
     return new_carry, y
 
 
-def _scan(cell: _Cell, weights, carry, xs, mask, keep_outputs: bool, unroll, zero_masked_outputs=True):
+def _scan(cell: _Cell, weights, carry, xs, mask, keep_outputs: bool, unroll, zero_masked_outputs=True,
+          gate_masks=None):
     """Run ``cell`` over time-major ``xs``: ``(final_carry, outputs or None)``.
 
     ``mask`` is time-major ``(time, batch)`` or None. A masked step keeps the carry; its
     output is zero, or the carried output when ``zero_masked_outputs`` is False (Keras 3's
-    default).
+    default). ``gate_masks`` (recurrent dropout) is ``(input_masks or None, recurrent_masks)``,
+    each ``(gates, batch, size)`` and the same at every step; it takes the plain scan, with
+    JAX's own backward pass.
     """
-    if cell.gates is not None:
+    if cell.gates is not None and gate_masks is None:
         recurrence = _fused_recurrence(cell.gates, keep_outputs, zero_masked_outputs, unroll)
         return recurrence(*weights, xs, carry, mask)
 
     def body(carry, inputs):
         x_t, m_t = inputs
-        new_carry, y = cell.step(weights, carry, x_t)
+        if gate_masks is None:
+            new_carry, y = cell.step(weights, carry, x_t)
+        else:
+            new_carry, y = cell.dropped_step(weights, carry, x_t, *gate_masks)
         if m_t is not None:
             new_carry, y = _masked(m_t[:, None], new_carry, carry, y, zero_masked_outputs)
         return new_carry, (y if keep_outputs else None)
@@ -258,8 +299,8 @@ def _fused_recurrence(gates, keep_outputs, zero_masked_outputs, unroll):
 # Module-level and jitted on the cell (a static argument): an eager apply of a layer would
 # otherwise trace and compile the scan anew on every call; inside an outer jit it inlines.
 @functools.partial(jax.jit, static_argnames=("cell", "keep_outputs", "unroll", "zero_masked_outputs"))
-def _run_scan(weights, carry, xs, mask, *, cell, keep_outputs, unroll, zero_masked_outputs):
-    return _scan(cell, weights, carry, xs, mask, keep_outputs, unroll, zero_masked_outputs)
+def _run_scan(weights, carry, xs, mask, gate_masks, *, cell, keep_outputs, unroll, zero_masked_outputs):
+    return _scan(cell, weights, carry, xs, mask, keep_outputs, unroll, zero_masked_outputs, gate_masks)
 
 
 def _first(mask):
@@ -306,28 +347,91 @@ def _sequence_shape(input_shape):
     return tuple(shape)
 
 
+_STATE_NAMES = ("h", "c")  # the carry's entries, as Keras's return_state orders them
+
+
+def _check_rate(option, rate):
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"{option} is the fraction of units dropped, in [0, 1); got {rate!r}")
+
+
+def _dropout_masks(rng, cell: _Cell, dropout, recurrent_dropout, batch, features, dtype):
+    """Keras's dropout masks for one call, fixed over the time steps, scaled by ``1 / keep``.
+
+    Without ``recurrent_dropout`` (Keras's implementation 2): one input mask ``(batch,
+    features)`` shared by the gates, returned as ``(input_mask, None)``. With it
+    (implementation 1): per-gate masks ``(gates, batch, size)`` on the inputs (or None
+    without ``dropout``) and on ``h``, returned as ``(None, (input_masks, recurrent_masks))``.
+    """
+    def mask(key, rate, shape):
+        keep = 1.0 - rate
+        return jax.random.bernoulli(key, keep, shape).astype(dtype) / keep
+
+    k_input, k_recurrent = jax.random.split(rng)
+    if not recurrent_dropout:
+        return mask(k_input, dropout, (batch, features)), None
+    count = cell.n_gates
+    inputs = mask(k_input, dropout, (count, batch, features)) if dropout else None
+    return None, (inputs, mask(k_recurrent, recurrent_dropout, (count, batch, cell.units)))
+
+
 def _recurrent_layer(name, cell: _Cell, return_sequences, return_state, go_backwards, unroll,
-                     zero_output_for_mask):
+                     zero_output_for_mask, *, stateful=False, dropout=0.0, recurrent_dropout=0.0):
+    _check_rate("dropout", dropout)
+    _check_rate("recurrent_dropout", recurrent_dropout)
+    names = _STATE_NAMES[:cell.n_states]
+
     def init_params(rng, input_shape):
         return cell.init_params(rng, _sequence_shape(input_shape)[-1])
 
-    def apply(params, inputs, *, mask):
+    def init_state(input_shape):
+        batch = _sequence_shape(input_shape)[0]
+        if batch == -1:
+            raise ValueError(f"stateful=True keeps one carry per example, so it needs a known batch size: init "
+                             f"with input shape (batch, time, features) such as (32, None, "
+                             f"{_sequence_shape(input_shape)[-1]}), got {tuple(input_shape)}")
+        return {k: jnp.zeros((batch, cell.units), jnp.float32) for k in names}
+
+    def run(params, inputs, mask, train, rng, kept=None):
         x, initial = _split_inputs(inputs, cell.n_states)
         x = jnp.asarray(x)
         if x.ndim != 3:
             raise ValueError(f"expected inputs of shape (batch, time, features), got shape {tuple(x.shape)}")
         expect_last_dim(x, params["kernel"].shape[0])
         dtype = jnp.result_type(x.dtype, params["kernel"].dtype)
+        if initial is None and kept is not None:  # given initial states win over the kept ones, as in Keras
+            if kept[0].shape[0] != x.shape[0]:
+                raise ValueError(f"this stateful layer keeps carries for a batch of {kept[0].shape[0]} (init's "
+                                 f"input shape), got inputs of shape {tuple(x.shape)}: stateful layers need the "
+                                 "same batch size on every call, as in Keras")
+            initial = kept
         carry = _initial_carry(cell, initial, x.shape[0], dtype)
         mask = _time_mask(mask, x)
         xs = jnp.swapaxes(x, 0, 1).astype(dtype)
+        gate_masks = None
+        if train and (dropout or recurrent_dropout):
+            if rng is None:
+                raise ValueError("dropout in training needs an rng: call apply(params, x, train=True, rng=key)")
+            input_mask, gate_masks = _dropout_masks(rng, cell, dropout, recurrent_dropout, x.shape[0],
+                                                    x.shape[-1], dtype)
+            if input_mask is not None:  # one mask for every gate: the fused path still runs
+                xs = xs * input_mask
         if go_backwards:
             xs = xs[::-1]
             mask = None if mask is None else mask[::-1]
-        carry, ys = _run_scan(cell.prepare(params), carry, xs, mask, cell=cell, keep_outputs=return_sequences,
-                              unroll=unroll, zero_masked_outputs=zero_output_for_mask)
+        carry, ys = _run_scan(cell.prepare(params), carry, xs, mask, gate_masks, cell=cell,
+                              keep_outputs=return_sequences, unroll=unroll, zero_masked_outputs=zero_output_for_mask)
         output = jnp.swapaxes(ys, 0, 1) if return_sequences else carry[0]
-        return (output, *carry) if return_state else output
+        return ((output, *carry) if return_state else output), carry
+
+    def apply(params, inputs, *, mask, train, rng):
+        return run(params, inputs, mask, train, rng)[0]
+
+    def apply_stateful(params, state, inputs, *, mask, train, rng):
+        # The carry moves on every call, in inference too (Keras's stateful RNNs).
+        kept = tuple(state[k] for k in names)
+        outputs, carry = run(params, inputs, mask, train, rng, kept)
+        return outputs, {k: c.astype(state[k].dtype) for k, c in zip(names, carry)}
 
     def out_mask(inputs, mask):
         mask = _first(mask)
@@ -336,13 +440,52 @@ def _recurrent_layer(name, cell: _Cell, return_sequences, return_state, go_backw
         mask = mask[:, ::-1] if go_backwards else mask  # outputs come in reversed time order
         return (mask,) + (None,) * cell.n_states if return_state else mask
 
+    if stateful:
+        return layer(name, apply_stateful, init_params, init_state=init_state, compute_mask=out_mask)
     return layer(name, apply, init_params, compute_mask=out_mask)
+
+
+def _is_stateful_recurrent(candidate) -> bool:
+    spec = candidate.spec
+    constructor = LAYER_REGISTRY.get(spec[0]) if spec else None
+    if constructor not in (LSTM, GRU, SimpleRNN):
+        return False
+    return bool(inspect.signature(constructor).bind(*spec[1], **spec[2]).arguments.get("stateful", False))
+
+
+def reset_states(model, state):
+    """``state`` with the carry of every ``stateful=True`` LSTM, GRU and SimpleRNN in ``model`` set to
+    zeros (Keras's ``model.reset_states()``); other state, such as BatchNorm's statistics, is kept.
+
+    Works on any model (``serial``, ``Bidirectional``, ...): the layers are found with
+    :func:`fnnet.walk`. Call it between independent sequences, e.g. at the start of each epoch.
+
+    >>> import fnnet, jax, jax.numpy as jnp
+    >>> model = fnnet.serial(fnnet.LSTM(3, stateful=True), fnnet.Dense(1))
+    >>> _, params, state = model.init_with_state(jax.random.PRNGKey(0), (2, None, 4))
+    >>> _, state = model.apply_with_state(params, state, jnp.ones((2, 5, 4)))
+    >>> bool(jnp.any(state['lstm']['h'] != 0)), bool(jnp.all(fnnet.reset_states(model, state)['lstm']['h'] == 0))
+    (True, True)
+    """
+    def reset(tree, path, where):
+        if not path:
+            return jax.tree_util.tree_map(jnp.zeros_like, tree)
+        if not isinstance(tree, dict) or path[0] not in tree:
+            raise ValueError(f"reset_states: the state has no entry {path[0]!r} at {'/'.join(where) or 'the root'}; "
+                             "pass the state that this model's init_with_state returned")
+        return {**tree, path[0]: reset(tree[path[0]], path[1:], where + (path[0],))}
+
+    for node in walk(as_layer(model)).nodes():
+        if _is_stateful_recurrent(node.layer):
+            state = reset(state, node.path, ())
+    return state
 
 
 @registered("LSTM")
 def LSTM(units, return_sequences=False, return_state=False, go_backwards=False, activation="tanh",
          recurrent_activation="sigmoid", unroll=1, *, use_bias=True, kernel_init="glorot_uniform",
-         recurrent_init="orthogonal", bias_init="zeros", unit_forget_bias=True, zero_output_for_mask=True):
+         recurrent_init="orthogonal", bias_init="zeros", unit_forget_bias=True, zero_output_for_mask=True,
+         stateful=False, dropout=0.0, recurrent_dropout=0.0):
     """Long short-term memory layer with Keras's equations, defaults and weights.
 
     Params: ``kernel`` ``(features, 4 * units)``, ``recurrent_kernel`` ``(units, 4 * units)``,
@@ -360,6 +503,19 @@ def LSTM(units, return_sequences=False, return_state=False, go_backwards=False, 
     real output instead, as Keras 3 does by default), and with ``return_sequences`` the
     mask is passed on. ``unroll`` is ``lax.scan``'s (steps per iteration, or True for all).
 
+    ``stateful=True`` (Keras's): the final carry of each call is model state, ``{'h', 'c'}``
+    (``{'h'}`` for GRU and SimpleRNN), and the next call starts from it, in training and
+    inference alike, so a long sequence can be fed in consecutive pieces. It needs a known
+    batch size at init (``init_with_state(rng, (32, None, features))``) and runs through
+    ``apply_with_state``; initial states given with the inputs take precedence over the
+    kept ones. :func:`fnnet.reset_states` sets the kept carries back to zero.
+
+    ``dropout`` / ``recurrent_dropout`` (Keras's): fractions of the inputs / of ``h`` dropped
+    in training (``train=True`` with an ``rng``), with masks drawn once per call and kept over
+    the time steps. With ``dropout`` alone one input mask serves all gates (Keras's
+    implementation 2, and the fused fast path); with ``recurrent_dropout`` each gate draws its
+    own masks (Keras's implementation 1), on a simpler, slower path.
+
     >>> import fnnet, jax, jax.numpy as jnp
     >>> model = fnnet.serial(fnnet.Embedding(1000, 32, mask_zero=True), fnnet.LSTM(16))
     >>> shape, params = model.init(jax.random.PRNGKey(0), (-1, 10))
@@ -369,45 +525,52 @@ def LSTM(units, return_sequences=False, return_state=False, go_backwards=False, 
     >>> bool(jnp.allclose(model.apply(params, ids), model.apply(params, ids[:, :3]), atol=1e-6))
     True
     """
+    expect_positive_int(units, "LSTM: units")
     cell = _lstm_cell(units, activation, recurrent_activation, use_bias, kernel_init, recurrent_init,
                       bias_init, unit_forget_bias)
     return _recurrent_layer("LSTM", cell, return_sequences, return_state, go_backwards, unroll,
-                            zero_output_for_mask)
+                            zero_output_for_mask, stateful=stateful, dropout=dropout,
+                            recurrent_dropout=recurrent_dropout)
 
 
 @registered("GRU")
 def GRU(units, return_sequences=False, return_state=False, go_backwards=False, activation="tanh",
         recurrent_activation="sigmoid", unroll=1, reset_after=True, *, use_bias=True,
-        kernel_init="glorot_uniform", recurrent_init="orthogonal", bias_init="zeros", zero_output_for_mask=True):
+        kernel_init="glorot_uniform", recurrent_init="orthogonal", bias_init="zeros", zero_output_for_mask=True,
+        stateful=False, dropout=0.0, recurrent_dropout=0.0):
     """Gated recurrent unit with Keras's equations, defaults and weights (gate order z, r, h).
 
     Params: ``kernel`` ``(features, 3 * units)``, ``recurrent_kernel`` ``(units, 3 * units)``
     and ``bias``: ``(2, 3 * units)`` (input and recurrent biases) with Keras's default
     ``reset_after=True``, where the reset gate multiplies ``h @ recurrent_kernel``;
     ``(3 * units,)`` with ``reset_after=False``, where it multiplies ``h`` first.
-    Inputs, masks, ``return_sequences``, ``go_backwards``, ``unroll`` and
-    ``zero_output_for_mask`` work as for :func:`LSTM`; ``return_state=True`` returns ``(output, h)``.
+    Inputs, masks, ``return_sequences``, ``go_backwards``, ``unroll``, ``zero_output_for_mask``,
+    ``stateful``, ``dropout`` and ``recurrent_dropout`` work as for :func:`LSTM`;
+    ``return_state=True`` returns ``(output, h)``.
 
     >>> import fnnet, jax, jax.numpy as jnp
     >>> shape, params = fnnet.GRU(8, return_sequences=True).init(jax.random.PRNGKey(0), (-1, 5, 3))
     >>> shape, params['bias'].shape
     ((-1, 5, 8), (2, 24))
     """
+    expect_positive_int(units, "GRU: units")
     cell = _gru_cell(units, activation, recurrent_activation, use_bias, kernel_init, recurrent_init,
                      bias_init, reset_after)
     return _recurrent_layer("GRU", cell, return_sequences, return_state, go_backwards, unroll,
-                            zero_output_for_mask)
+                            zero_output_for_mask, stateful=stateful, dropout=dropout,
+                            recurrent_dropout=recurrent_dropout)
 
 
 @registered("SimpleRNN")
 def SimpleRNN(units, return_sequences=False, return_state=False, go_backwards=False, activation="tanh",
               unroll=1, *, use_bias=True, kernel_init="glorot_uniform", recurrent_init="orthogonal",
-              bias_init="zeros", zero_output_for_mask=True):
+              bias_init="zeros", zero_output_for_mask=True, stateful=False, dropout=0.0, recurrent_dropout=0.0):
     """Fully connected recurrence ``h = activation(x_t @ kernel + h @ recurrent_kernel + bias)``.
 
     Params: ``kernel`` ``(features, units)``, ``recurrent_kernel`` ``(units, units)``,
-    ``bias`` ``(units,)``. Inputs, masks, ``return_sequences``, ``go_backwards``, ``unroll``
-    and ``zero_output_for_mask`` work as for :func:`LSTM`; ``return_state=True`` returns ``(output, h)``.
+    ``bias`` ``(units,)``. Inputs, masks, ``return_sequences``, ``go_backwards``, ``unroll``,
+    ``zero_output_for_mask``, ``stateful``, ``dropout`` and ``recurrent_dropout`` work as for
+    :func:`LSTM`; ``return_state=True`` returns ``(output, h)``.
 
     >>> import fnnet, jax, jax.numpy as jnp
     >>> rnn = fnnet.SimpleRNN(4, return_state=True)
@@ -415,7 +578,9 @@ def SimpleRNN(units, return_sequences=False, return_state=False, go_backwards=Fa
     >>> shape
     ((-1, 4), (-1, 4))
     """
+    expect_positive_int(units, "SimpleRNN: units")
     cell = _simple_rnn_cell(units, activation, use_bias, kernel_init, recurrent_init, bias_init)
     return _recurrent_layer("SimpleRNN", cell, return_sequences, return_state, go_backwards, unroll,
-                            zero_output_for_mask)
+                            zero_output_for_mask, stateful=stateful, dropout=dropout,
+                            recurrent_dropout=recurrent_dropout)
 

@@ -43,6 +43,24 @@ def _backward_copy(layer):
     return constructor(*bound.args, **bound.kwargs)
 
 
+def _directions(inputs):
+    """``x`` or ``(x, *forward_states, *backward_states)`` (Keras's order) -> the two layers' inputs."""
+    if not isinstance(inputs, (tuple, list)) or all(isinstance(d, int) for d in inputs):  # an array, or a shape
+        return inputs, inputs
+    if len(inputs) == 1:
+        return inputs[0], inputs[0]
+    sequence, states = inputs[0], tuple(inputs[1:])
+    if len(states) % 2:
+        raise ValueError(f"expected (sequence, *forward_states, *backward_states), as many states for each "
+                         f"direction, got {len(states)} initial state(s)")
+    half = len(states) // 2
+    return (sequence, *states[:half]), (sequence, *states[half:])
+
+
+def _sequence_mask(mask):
+    return mask[0] if isinstance(mask, (tuple, list)) else mask
+
+
 @registered("Bidirectional")
 def Bidirectional(layer, merge_mode="concat", backward_layer=None):
     """Run a recurrent layer forwards and backwards over the sequence and merge the two.
@@ -53,6 +71,10 @@ def Bidirectional(layer, merge_mode="concat", backward_layer=None):
     tuple ``(forward_output, backward_output)``. With ``return_sequences`` the backward
     outputs are put back in time order. With ``return_state`` the output is
     ``(merged, *forward_states, *backward_states)``.
+
+    Inputs are a sequence, or ``(sequence, *forward_states, *backward_states)`` to start
+    both directions from given states (Keras's ``initial_state`` order: for LSTMs
+    ``(x, h_f, c_f, h_b, c_b)``).
 
     Masks reach both directions, and the backward one skips masked steps, so it starts
     at each sequence's last real token whether the padding is at the end or the start.
@@ -72,10 +94,11 @@ def Bidirectional(layer, merge_mode="concat", backward_layer=None):
 
     def init_with_state(rng, input_shape):
         rng_f, rng_b = jax.random.split(rng)
+        shape_f, shape_b = _directions(input_shape)
         with error_path("forward"):
-            _, params_f, state_f = forward.init_with_state(rng_f, input_shape)
+            _, params_f, state_f = forward.init_with_state(rng_f, shape_f)
         with error_path("backward"):
-            _, params_b, state_b = backward.init_with_state(rng_b, input_shape)
+            _, params_b, state_b = backward.init_with_state(rng_b, shape_b)
         params = {"forward": params_f, "backward": params_b}
         state = None if state_f is None and state_b is None else {"forward": state_f, "backward": state_b}
         shape = output_shape(lambda x: call(params, state, x, mask=None, rng=None)[0], input_shape)
@@ -84,11 +107,13 @@ def Bidirectional(layer, merge_mode="concat", backward_layer=None):
     def call(params, state, x, *, mask, rng, **kwargs):
         state = state or {}
         rng_f, rng_b = split_rng(rng, 2)
+        x_f, x_b = _directions(x)
+        mask = _sequence_mask(mask)  # initial states carry no mask
         with error_path("forward"):
-            y_f, state_f, mask_f = forward.call(params["forward"], state.get("forward"), x, mask=mask, rng=rng_f,
+            y_f, state_f, mask_f = forward.call(params["forward"], state.get("forward"), x_f, mask=mask, rng=rng_f,
                                                 **kwargs)
         with error_path("backward"):
-            y_b, state_b, _ = backward.call(params["backward"], state.get("backward"), x, mask=mask, rng=rng_b,
+            y_b, state_b, _ = backward.call(params["backward"], state.get("backward"), x_b, mask=mask, rng=rng_b,
                                             **kwargs)
         (y_f, *states_f), (y_b, *states_b) = (y if isinstance(y, tuple) else (y,) for y in (y_f, y_b))
         if realign:

@@ -117,7 +117,45 @@ class _Drawing:
         return out_flow, ("column", (("row", tuple(o[1] for o in outs)),), frame, path)
 
 
-def model_diagram(model, input_shape) -> Diagram:
+def _draw_graph(drawing, root):
+    """A graph (``fnnet.Model``): a box per input and per distinct layer, ranked by depth.
+
+    A shared layer is one box with an arrow from every tensor it is called on.
+    """
+    model = root.layer
+    names = list(model.input_names)
+    shapes = [root.input_shape] if len(names) == 1 else list(root.input_shape)
+    flows, rank = {}, {}
+    for name, shape in zip(names, shapes):
+        flows[name] = drawing.box(name, "Input", shape, 0, (f"Input {name}", shape_str(shape)), ())
+        rank[name] = 0
+    node_of = {child.key: child for child in root.children}
+    feeds, last = {}, {}
+    for i, (_, key, inputs) in enumerate(model.node_rows()):
+        feeds.setdefault(key, []).extend(x for x in inputs if x not in feeds.get(key, []))
+        last[key] = i
+
+    def source(label):
+        return label if label in names else label.split(":")[0].split("[")[0]
+
+    # By each layer's last call, every tensor it takes exists, unless a layer feeds itself
+    # (``d(d(x))``) or layers share in a cycle: those arrows are added once all are drawn.
+    rows, late = {0: [("node", flows[n]) for n in names]}, []
+    for key in sorted(feeds, key=last.get):
+        srcs = list(dict.fromkeys(source(x) for x in feeds[key]))
+        ready = [s for s in srcs if s in flows]
+        rank[key] = 1 + max([rank[s] for s in ready] or [0])
+        first_box = len(drawing.nodes)
+        flow, item = drawing.draw(node_of[key], [flows[s] for s in ready], "", False)
+        flows[key] = flow if isinstance(flow, str) else _endpoints(flow)
+        late += [(s, drawing.nodes[first_box].id) for s in srcs if s not in ready]
+        rows.setdefault(rank[key], []).append(item)
+    drawing.edges += [(src, dst) for s, dst in late for src in _endpoints(flows[s])]
+    items = tuple(("row", tuple(rows[r])) for r in sorted(rows))
+    return ("column", items, None, "")
+
+
+def model_diagram(model, input_shape=None) -> Diagram:
     """The boxes and arrows that :func:`plot_model` draws, as data.
 
     >>> import fnnet
@@ -127,12 +165,24 @@ def model_diagram(model, input_shape) -> Diagram:
     >>> [n.path for n in d.nodes], d.edges
     (['input', 'dense', 'relu'], [('n0', 'n1'), ('n1', 'n2')])
     """
+    input_shape = _known_input_shape(model, input_shape)
     # One walk: init errors surface here, naming the layer's path.
     root = walk(model, input_shape)
     drawing = _Drawing()
+    if hasattr(root.layer, "node_rows"):
+        return Diagram(drawing.nodes, drawing.edges, _draw_graph(drawing, root))
     source = drawing.box("input", "Input", root.input_shape, 0, ("Input", shape_str(root.input_shape)), ())
     _, tree = drawing.draw(root, source, "", False)
     return Diagram(drawing.nodes, drawing.edges, ("column", (("node", source), tree), None, ""))
+
+
+def _known_input_shape(model, input_shape):
+    if input_shape is None:
+        input_shape = getattr(model, "input_shape", None)
+        if input_shape is None:
+            raise ValueError("drawing this model needs input_shape (e.g. (None, 78)): it does not know its own; "
+                             "build it from fnnet.Input to let it")
+    return input_shape
 
 
 # ------------------------------------------------------------------------------- DOT
@@ -141,7 +191,7 @@ def _dot_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def model_to_dot(model, input_shape) -> str:
+def model_to_dot(model, input_shape=None) -> str:
     """The diagram as Graphviz DOT text (``dot -Tpng`` draws it; nothing here needs Graphviz).
 
     >>> import fnnet
@@ -199,7 +249,7 @@ def _fills(diagram) -> dict:
     ins = Counter(dst for _, dst in diagram.edges)
     fills = {}
     for i, node in enumerate(diagram.nodes):
-        if i == 0:  # model_diagram puts the input first
+        if i == 0 or node.layer == "Input":  # model_diagram puts the (first) input first
             fills[node.id] = "#e8e8e8"
         elif node.params:
             fills[node.id] = "#dbe9f6"
@@ -267,7 +317,7 @@ def _edge_path(src, dst) -> str:
     return f"M{x1:.1f},{y1:.1f} V{mid:.1f} H{x2:.1f} V{y2:.1f}"
 
 
-def model_to_svg(model, input_shape) -> str:
+def model_to_svg(model, input_shape=None) -> str:
     """The diagram as an SVG document: a ``<g class="node">`` per layer, ``<g class="edge">`` per arrow.
 
     Each node group carries ``data-path`` (its path in the model) and ``data-layer``; its
@@ -316,13 +366,16 @@ def model_to_svg(model, input_shape) -> str:
     return "\n".join(out)
 
 
-def plot_model(model, input_shape, path=None) -> str:
+def plot_model(model, input_shape=None, path=None) -> str:
     """Draw ``model``: SVG when ``path`` ends in ``.svg`` (or is None), DOT text when it ends in ``.dot``.
 
     One box per layer with its type, output shape and parameter count; arrows follow the
     data through ``serial``, ``parallel``, fan-out/fan-in and residual branches (a
     ``Residual`` block is framed, as are ``Bidirectional``, ``Ensemble`` and
-    ``TimeDistributed``, around the layers they hold). Returns the text it wrote.
+    ``TimeDistributed``, around the layers they hold). A graph (``fnnet.Model``) is drawn
+    as its DAG: a box per input and per layer, ranked by depth, a shared layer drawn once
+    with an arrow from each tensor it is called on; ``input_shape`` may then be left out.
+    Returns the text it wrote.
 
     >>> import fnnet
     >>> block = fnnet.Residual(fnnet.Dense(3), fnnet.Relu)

@@ -94,17 +94,31 @@ def summary_rows(model, input_shape, rng=None) -> list:
     return _rows(walk(model, input_shape, rng), "", 1)
 
 
+def _connections(model):
+    """For a graph, each layer key's inputs over all its calls (``'x, dense_1'``); None otherwise."""
+    if not hasattr(model, "node_rows"):
+        return None
+    links = {}
+    for _, key, inputs in model.node_rows():
+        links.setdefault(key, []).append(", ".join(inputs))
+    return {key: "; ".join(calls) for key, calls in links.items()}
+
+
 def _fmt(n: int) -> str:
     return f"{n:,}"
 
 
-def summary(model, input_shape, rng=None) -> str:
+def summary(model, input_shape=None, rng=None) -> str:
     """A Keras-style table: layer name and type, output shape, parameter count, and totals.
 
     Combinators are expanded: each layer inside one shows as a row named by its path.
     Non-trainable parameters are the model state (e.g. BatchNorm running statistics),
     counted as Keras counts them. A row marked ``x3`` is a layer of which the model
     stacks three copies (an ``Ensemble`` member); its count covers all of them.
+    ``input_shape`` may be left out for a model that knows it (``fnnet.Model``,
+    ``fnnet.Sequential`` with an ``Input``). A graph (``fnnet.Model``) gets Keras's
+    "Connected to" column: the tensors each layer is called on, every call of a shared
+    layer listed on its one row.
 
     >>> import fnnet
     >>> mlp = fnnet.serial(fnnet.Dense(400), fnnet.Relu, fnnet.Dense(200), fnnet.Relu,
@@ -124,8 +138,18 @@ def summary(model, input_shape, rng=None) -> str:
     Trainable params: 112,202
     Non-trainable params: 0
     """
+    if input_shape is None:
+        input_shape = getattr(model, "input_shape", None)
+        if input_shape is None:
+            raise ValueError("summary needs input_shape (e.g. (None, 78)): this model does not know its own; "
+                             "build it from fnnet.Input to let it")
     root = walk(model, input_shape, rng)
     rows = _rows(root, "", 1)
+    connected = _connections(root.layer)
+    if connected is not None:  # a graph lists its inputs first, as Keras does
+        names = list(root.layer.input_names)
+        in_shapes = [root.input_shape] if len(names) == 1 else list(root.input_shape)
+        rows = [SummaryRow(n, "Input", s, 0, 0, 1) for n, s in zip(names, in_shapes)] + rows
     # Totals come from the model's own params and state, not from adding up the rows.
     trainable, non_trainable = count_params(root.params), count_params(root.state)
     labels = [f"{r.path} ({r.layer})" + (f" x{r.copies}" if r.copies > 1 else "") for r in rows]
@@ -133,10 +157,16 @@ def summary(model, input_shape, rng=None) -> str:
     name_w = max([30] + [len(label) + 2 for label in labels])
     shape_w = max([20] + [len(shape) for shape in shapes])
     width = name_w + shape_w + 16
+    links = None if connected is None else [connected.get(r.path.split("/")[0], "") for r in rows]
+    if links is not None:
+        width += 2 + max([12] + [len(link) for link in links])
     lines = [f"Model: {root.layer.name}, input shape {shape_str(tuple(input_shape))}", "─" * width,
-             f"{'Layer (type)':<{name_w}} {'Output Shape':<{shape_w}} {'Param #':>14}", "═" * width]
-    for label, shape, r in zip(labels, shapes, rows):
-        lines.append(f"{label:<{name_w}} {shape:<{shape_w}} {_fmt(r.trainable + r.non_trainable):>14}")
+             f"{'Layer (type)':<{name_w}} {'Output Shape':<{shape_w}} {'Param #':>14}"
+             + ("  Connected to" if links is not None else ""), "═" * width]
+    for i, (label, shape, r) in enumerate(zip(labels, shapes, rows)):
+        link = "" if links is None or (i and rows[i - 1].path.split("/")[0] == r.path.split("/")[0]) else links[i]
+        lines.append((f"{label:<{name_w}} {shape:<{shape_w}} {_fmt(r.trainable + r.non_trainable):>14}"
+                      + (f"  {link}" if link else "")).rstrip())
     lines += ["═" * width, f"Total params: {_fmt(trainable + non_trainable)}",
               f"Trainable params: {_fmt(trainable)}", f"Non-trainable params: {_fmt(non_trainable)}"]
     return "\n".join(lines)

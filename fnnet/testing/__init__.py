@@ -14,6 +14,11 @@ __all__ = ["PROPERTIES", "PropertyViolation", "check_layer", "layer_contract_tes
 def __getattr__(name):
     # pytest is not a dependency of fnnet: the plugin module is imported only when asked for.
     if name == "layer_contract_test":
+        try:
+            import pytest  # noqa: F401
+        except ImportError as e:
+            raise ImportError("fnnet.testing.layer_contract_test makes pytest tests and needs pytest: "
+                              "pip install pytest (check_layer works without it)") from e
         from .pytest_plugin import layer_contract_test
         return layer_contract_test
     raise AttributeError(f"module 'fnnet.testing' has no attribute {name!r}")

@@ -254,7 +254,7 @@ class _Checker:
                  or (state is not None and _state_mismatch(state, new_state)))
         if found:
             raise _Violation("output_shape", found)
-        if state is not None:
+        if state is not None and not self.flags["state_moves_in_inference"]:
             self._check_state_in_inference(args)
         self._check_dtypes(y)
         self._check_finite(y)
@@ -456,7 +456,7 @@ def _find_violation(error):
 def check_layer(layer, input_shape, *, dtype=jnp.float32, batch_independent: bool = True,
                 differentiable: bool = True, max_examples: int | None = None,
                 batch_sizes=strategies.BATCH_SIZES, dim_sizes=strategies.DIM_SIZES, value_range=None,
-                out_dtype=None, **apply_kwargs):
+                out_dtype=None, state_moves_in_inference: bool = False, **apply_kwargs):
     """Property-test ``layer`` with hypothesis; raise :class:`PropertyViolation` naming what broke.
 
     For drawn concrete input shapes (``-1`` in ``input_shape`` filled from ``batch_sizes``
@@ -469,8 +469,10 @@ def check_layer(layer, input_shape, *, dtype=jnp.float32, batch_independent: boo
        (a stateful layer may refuse to run without its state);
     2. ``output_shape``: the shape ``init`` declares (with ``-1`` and concrete) is the one
        ``apply`` returns; a stateful layer's new state keeps init's shapes;
-    3. ``state_in_inference`` (stateful layers): ``apply_with_state(..., train=False)``
-       returns the state unchanged (running statistics move only in training);
+    3. ``state_in_inference`` (stateful layers, unless ``state_moves_in_inference=True``, as
+       for a ``stateful=True`` recurrent layer whose carry moves on every call):
+       ``apply_with_state(..., train=False)`` returns the state unchanged (running statistics
+       move only in training);
     4. ``dtype``: outputs have the input's float dtype (float32 for integer inputs) or ``out_dtype``;
     5. ``finite_outputs``;
     6. ``determinism``: two calls without jit (under ``jax.disable_jit``) agree, and two traces
@@ -512,7 +514,7 @@ def check_layer(layer, input_shape, *, dtype=jnp.float32, batch_independent: boo
     # to compile, one per shape, and a batch of one cannot show a gradient that mixes examples.
     gradient_shape = strategies.fill_shape(input_shape, max(batch_sizes), max(dim_sizes))
     flags = {"batch_independent": batch_independent, "differentiable": differentiable, "out_dtype": out_dtype,
-             "gradient_shape": gradient_shape}
+             "gradient_shape": gradient_shape, "state_moves_in_inference": state_moves_in_inference}
     checker = _Checker(layer, input_shape, dtype, tuple(value_range), flags, apply_kwargs, initialised)
     name = layer.name if layer.description == layer.name else f"{layer.name} ({layer.description})"
 

@@ -6,9 +6,11 @@ run is made of: :mod:`.losses`, :mod:`.metrics`, :mod:`.optimizers` (also import
 ``fnnet.losses``, ``fnnet.metrics``, ``fnnet.optimizers``) and :mod:`.plots` (``plot_history``).
 """
 
-from .callbacks import (Callback, CSVLogger, EarlyStopping, ModelCheckpoint, ReduceLROnPlateau, TrainingRun,
-                        as_callback)
+from .callbacks import (Callback, CSVLogger, EarlyStopping, ModelCheckpoint, ReduceLROnPlateau, TrainingEndError,
+                        TrainingRun, as_callback)
+from .validation import DataError, check_data
 from .loop import FitResult, NonFiniteLossError, evaluate, fit, predict
 
-__all__ = ["CSVLogger", "Callback", "EarlyStopping", "FitResult", "ModelCheckpoint", "NonFiniteLossError",
-           "ReduceLROnPlateau", "TrainingRun", "as_callback", "evaluate", "fit", "predict"]
+__all__ = ["CSVLogger", "Callback", "DataError", "EarlyStopping", "FitResult", "ModelCheckpoint",
+           "NonFiniteLossError", "ReduceLROnPlateau", "TrainingEndError", "TrainingRun", "as_callback", "check_data",
+           "evaluate", "fit", "predict"]

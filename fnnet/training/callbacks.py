@@ -25,6 +25,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import tempfile
 from pathlib import Path
 
 import jax
@@ -202,7 +203,12 @@ class EarlyStopping(Callback):
         return False
 
     def on_train_end(self, run):
-        if self.stopped_epoch is not None:
+        if self.stopped_epoch is not None and self.best_epoch is None:
+            # Nothing ever counted as an improvement (NaN compares false with everything).
+            run.message(f"Early stopping at epoch {self.stopped_epoch + 1}: {self.monitor_name} never improved "
+                        f"(last value {run.history.get(self.monitor_name, ['?'])[-1]}); the params are the "
+                        "last epoch's")
+        elif self.stopped_epoch is not None:
             run.message(f"Early stopping at epoch {self.stopped_epoch + 1}: {self.monitor_name} last improved "
                         f"at epoch {self.best_epoch + 1} ({self.best:.6g})")
         if self.restore_best and self.best_params is not None:
@@ -218,6 +224,56 @@ class EarlyStopping(Callback):
         self.best_epoch = None if int(state["best_epoch"]) < 0 else int(state["best_epoch"])
         self.best_params = _rebuild(state.get("best_params"), run.params)
         self.best_state = _rebuild(state.get("best_state"), run.state)
+
+
+class TrainingEndError(RuntimeError):
+    """A callback's ``on_train_end`` raised; the trained result was kept safe first.
+
+    ``run`` is the :class:`TrainingRun` (``run.params``, ``run.state``, ``run.opt_state``,
+    ``run.history``), ``checkpoint`` the file holding :meth:`TrainingRun.checkpoint_tree`
+    (``fnnet.load_checkpoint(path)['params']``, or ``fit(..., resume_from=path)``), and
+    ``errors`` the ``(callback, exception)`` pairs. Every callback's hook ran.
+    """
+
+    def __init__(self, run, checkpoint, errors):
+        self.run, self.checkpoint, self.errors = run, checkpoint, list(errors)
+        failed = "; ".join(f"{type(cb).__name__}.on_train_end raised {type(e).__name__}: {e}" for cb, e in errors)
+        super().__init__(f"{failed}. Training itself finished: the trained params are in error.run.params and "
+                         f"saved to {checkpoint} (fnnet.load_checkpoint(path)['params'])")
+
+
+def finish_training(run: TrainingRun, callbacks) -> None:
+    """Call every callback's ``on_train_end``; if any raises, save the run, then raise :class:`TrainingEndError`.
+
+    An exception at the very end of training must not lose the trained params: every
+    hook still runs, the run's checkpoint tree is written to a fresh temporary file, and
+    the error names that file.
+
+    >>> import fnnet
+    >>> from fnnet.training.callbacks import TrainingRun, finish_training
+    >>> from fnnet.training.progress import Progress
+    >>> class Broken(fnnet.Callback):
+    ...     def on_train_end(self, run):
+    ...         raise OSError('log disk full')
+    >>> run = TrainingRun(params={'w': 1.0}, state=None, opt_state=(), epochs=1, seed=0, callbacks=[Broken()],
+    ...                   progress=Progress(1, 1, 0))
+    >>> try:
+    ...     finish_training(run, run.callbacks)
+    ... except TrainingEndError as e:
+    ...     print(fnnet.load_checkpoint(e.checkpoint)['params'])
+    {'w': 1.0}
+    """
+    errors = []
+    for cb in callbacks:
+        if callable(getattr(cb, "on_train_end", None)):
+            try:
+                cb.on_train_end(run)
+            except Exception as e:  # noqa: BLE001 - reported below, after the run is safe
+                errors.append((cb, e))
+    if errors:
+        folder = tempfile.mkdtemp(prefix="fnnet-rescued-")
+        path = save_checkpoint(Path(folder) / "trained.ckpt", run.checkpoint_tree())
+        raise TrainingEndError(run, path, errors) from errors[0][1]
 
 
 class ModelCheckpoint(Callback):

@@ -12,8 +12,11 @@ How an epoch runs (see :mod:`fnnet.training.steps` for the jitted pieces):
   fit run one jitted call per step instead (``scan_epoch=False`` forces that too);
 - params, optimizer and model state are donated from one jitted call to the next within
   an epoch (the first call of an epoch keeps its input: see :mod:`fnnet.training.steps`)
-  and read back once per epoch, with the loss and metric sums and the non-finite guard's
-  record.
+  and read back once per epoch, with the loss sums, the metrics' values (their mergeable
+  states are merged on the device and turned into values there) and the non-finite
+  guard's record;
+- ``sample_weight`` / ``class_weight`` travel with the data as one weight per row, and
+  validation's padded rows have weight 0, so the reported losses are Keras's.
 """
 
 from __future__ import annotations
@@ -32,9 +35,10 @@ import numpy as np
 from ..io.checkpoint import keypath_str, load_checkpoint
 from ..core import as_layer
 from . import sharding
-from .callbacks import TrainingRun, as_callback
+from .callbacks import TrainingRun, as_callback, finish_training
 from .progress import Progress
 from .steps import EpochData, program
+from .validation import check_data
 
 # Chunks of the live bar: at least this many steps each, and about CHUNKS_PER_EPOCH per epoch.
 MIN_CHUNK_STEPS = 64
@@ -159,13 +163,19 @@ def initial_state(model, x):
     return model.memo(("fnnet.training.initial_state", shape), build)
 
 
-def _split_validation(x, y, validation_data, validation_split):
+def _split_validation(x, y, weight, validation_data, validation_split):
+    """``(x, y, weight, validation)``, validation ``(x_val, y_val, w_val or None)`` or None."""
     if validation_data is not None:
-        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-            raise ValueError("validation_data must be a pair (x_val, y_val)")
-        return x, y, (_as_arrays(validation_data[0], "x_val"), _as_arrays(validation_data[1], "y_val"))
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+            raise ValueError("validation_data must be (x_val, y_val) or (x_val, y_val, sample_weight_val)")
+        x_val, y_val = _as_arrays(validation_data[0], "x_val"), _as_arrays(validation_data[1], "y_val")
+        w_val = None
+        if len(validation_data) == 3 and validation_data[2] is not None:
+            n_val = num_examples(("x_val", x_val), ("y_val", y_val))
+            w_val = sample_weights(y_val, validation_data[2], n=n_val, name="validation_data's sample_weight")
+        return x, y, weight, (x_val, y_val, w_val)
     if not validation_split:
-        return x, y, None
+        return x, y, weight, None
     if not 0.0 < validation_split < 1.0:
         raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
     n = num_examples(("x", x), ("y", y))
@@ -174,7 +184,58 @@ def _split_validation(x, y, validation_data, validation_split):
     if cut == 0 or cut == n:
         raise ValueError(f"validation_split={validation_split} of {n} examples leaves an empty "
                          f"{'training' if cut == 0 else 'validation'} set")
-    return _take(x, 0, cut), _take(y, 0, cut), (_take(x, cut, n), _take(y, cut, n))
+    w_val = None if weight is None else weight[cut:]
+    return (_take(x, 0, cut), _take(y, 0, cut), None if weight is None else weight[:cut],
+            (_take(x, cut, n), _take(y, cut, n), w_val))
+
+
+def _class_labels(y):
+    """Integer class labels of each example, as Keras reads them for ``class_weight``."""
+    leaves = jax.tree_util.tree_leaves(y)
+    if len(leaves) != 1:
+        raise ValueError(f"class_weight needs a model with one output, but y holds {len(leaves)} arrays; "
+                         "pass sample_weight instead")
+    labels = np.asarray(leaves[0])
+    if labels.ndim > 1:
+        labels = labels[..., 0] if labels.shape[-1] == 1 else np.argmax(labels, axis=-1)
+    return np.round(labels).astype(np.int64)
+
+
+def sample_weights(y, sample_weight=None, class_weight=None, *, n=None, name="sample_weight"):
+    """The per-example weights ``fit`` trains with (float32, None when both are None):
+    ``sample_weight`` as given, or ``class_weight`` (``{class: weight}``) looked up at each
+    example's integer label (one-hot targets: their arg-max), as Keras does.
+
+    >>> import numpy as np
+    >>> from fnnet.training.loop import sample_weights
+    >>> sample_weights(np.array([0, 1, 1, 0]), class_weight={0: 1.0, 1: 3.0}).tolist()
+    [1.0, 3.0, 3.0, 1.0]
+    """
+    n = num_examples(("y", y)) if n is None else n
+    if sample_weight is not None and class_weight is not None:
+        raise ValueError("give sample_weight or class_weight, not both (as in Keras); "
+                         "multiply the class weights into sample_weight yourself")
+    if class_weight is not None:
+        if not isinstance(class_weight, dict):
+            raise TypeError(f"class_weight must be a dict {{class: weight}}, got {type(class_weight).__name__}")
+        labels = _class_labels(y)
+        classes = np.asarray(sorted(int(k) for k in class_weight), np.int64)
+        missing = sorted(set(np.unique(labels).tolist()) - set(classes.tolist()))
+        if missing:
+            raise ValueError(f"class_weight has no weight for class{'es' if len(missing) > 1 else ''} "
+                             f"{', '.join(map(str, missing))} present in y (it has {classes.tolist()}); "
+                             "give every class a weight")
+        values = np.asarray([float(class_weight[k]) for k in sorted(class_weight, key=int)], np.float32)
+        return values[np.searchsorted(classes, labels)]
+    if sample_weight is None:
+        return None
+    weight = np.asarray(jax.device_get(sample_weight), np.float32)
+    if weight.ndim == 0 or weight.shape[0] != n:
+        got = "a scalar" if weight.ndim == 0 else f"{weight.shape[0]} entries"
+        raise ValueError(f"{name} has {got} but x and y have {n} examples; give one weight per example")
+    if not np.all(np.isfinite(weight)) or np.any(weight < 0):
+        raise ValueError(f"{name} holds negative or non-finite weights; weights must be finite and >= 0")
+    return weight
 
 
 @functools.lru_cache(maxsize=16)
@@ -187,13 +248,15 @@ def _round_up(value, multiple):
     return -(-value // multiple) * multiple
 
 
-def _padded_on_device(x, y, batch_size, mesh):
+def _padded_on_device(x, y, weight, batch_size, mesh):
+    """``(x, y, keep, weight)`` padded to whole batches, on the device(s): ``keep`` is 1 on
+    real rows and 0 on padding; ``weight`` the per-example weights (padding 0) or None."""
     n = num_examples(("x_val", x), ("y_val", y))
     rows = _round_up(n, batch_size)
-    weight = np.zeros(rows, np.float32)
-    weight[:n] = 1.0
-    return (sharding.put_data(_pad_rows(x, rows), mesh), sharding.put_data(_pad_rows(y, rows), mesh),
-            sharding.put_data(weight, mesh))
+    keep = np.zeros(rows, np.float32)
+    keep[:n] = 1.0
+    weight = None if weight is None else _pad_rows(weight, rows)
+    return sharding.put_data((_pad_rows(x, rows), _pad_rows(y, rows), keep, weight), mesh)
 
 
 # ------------------------------------------------------------------------ resume
@@ -229,21 +292,15 @@ def _check_positive_int(name, value):
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
-def _logs(prog, totals, count, prefix=""):
-    logs = {}
-    for key in prog.keys:
-        mean = totals[key] / count
-        if key == "loss":
-            logs[prefix + key] = mean
-        else:
-            metric = next(m for m in prog.metrics if m.name == key)
-            logs[prefix + key] = float(metric.finalize(mean))
-    return logs
+def _logs(prog, values, prefix=""):
+    """History entries from a program's values vector (host numpy, ``prog.keys`` order)."""
+    return {prefix + key: float(v) for key, v in zip(prog.keys, np.asarray(values).tolist())}
 
 
 def fit(model, params, x, y, *, loss, optimizer, epochs, batch_size, seed=0, validation_data=None,
         validation_split=0.0, metrics=(), callbacks=(), state=None, verbose=1, shuffle=True, frozen=(),
-        resume_from=None, mesh=None, scan_epoch="auto", stop_on_nonfinite=True) -> FitResult:
+        resume_from=None, mesh=None, scan_epoch="auto", stop_on_nonfinite=True, loss_weights=None,
+        sample_weight=None, class_weight=None, weighted_metrics=()) -> FitResult:
     """Train ``model`` from ``params`` on ``(x, y)``; Keras's ``fit`` as a pure function.
 
     Args:
@@ -252,16 +309,21 @@ def fit(model, params, x, y, *, loss, optimizer, epochs, batch_size, seed=0, val
         params: initial params (not modified: fit works on copies).
         x, y: arrays (numpy, jax, pandas) or pytrees of arrays sharing the first axis.
         loss: Keras name (``'mse'``, ...) or callable ``(y_true, y_pred) -> scalar``
-            (a mean over the batch; see :mod:`fnnet.losses`).
+            (a mean over the batch; see :mod:`fnnet.losses`); for a model with named
+            outputs (``fnnet.Model``), a dict by output name (``{'price': 'mse'}``),
+            with ``loss_weights`` by name too; history then holds ``price_loss`` and
+            metrics given by output (``metrics={'kind': ['accuracy']}``) as ``kind_accuracy``.
         optimizer: Keras name (``'adam'``, ...; Keras's defaults) or an optax transformation.
         epochs: total epochs (a resumed run continues up to this number).
         batch_size: examples per step; the last batch of an epoch holds the rest.
         seed: everything random (shuffling, dropout) derives from it.
-        validation_data: ``(x_val, y_val)``; or ``validation_split``: the last fraction
-            of ``x``, ``y`` (taken before shuffling, as in Keras).
+        validation_data: ``(x_val, y_val)`` or ``(x_val, y_val, sample_weight_val)``; or
+            ``validation_split``: the last fraction of ``x``, ``y`` (and ``sample_weight``),
+            taken before shuffling, as in Keras.
         metrics: names or callables (see :mod:`fnnet.metrics`), computed exactly over
-            each epoch's examples; history keys are their names, ``val_`` prefixed for
-            validation.
+            each epoch's examples from mergeable states (AUC, precision, recall, R² are
+            those of all the epoch's examples at once); unweighted, as Keras's ``metrics``;
+            history keys are their names, ``val_`` prefixed for validation.
         callbacks: functions ``fn(epoch, logs, params) -> stop?`` or objects (see
             :mod:`fnnet.training.callbacks`).
         state: model state (BatchNorm statistics); None initialises it for stateful models.
@@ -277,6 +339,17 @@ def fit(model, params, x, y, *, loss, optimizer, epochs, batch_size, seed=0, val
             step), True, or False (one jitted call per step).
         stop_on_nonfinite: raise :class:`NonFiniteLossError` (a ``FloatingPointError``)
             at the first NaN/Inf loss, with the last finite params attached.
+        sample_weight: one weight per example (``(n,)``, or ``(n, steps)`` for per-step
+            losses); each batch's loss is the loss with its ``reduction`` and these weights
+            (default ``'sum_over_batch_size'``: Σ w·l / batch size), and the epoch's loss is
+            the mean of the batch losses weighted by batch size, as Keras reports it.
+        class_weight: ``{class: weight}``, turned into per-example weights from the integer
+            labels of ``y`` (one-hot ``y``: its arg-max), as Keras does; every class in ``y``
+            needs a weight. Not with ``sample_weight``; as in Keras, validation rows are not
+            weighted by class.
+        weighted_metrics: metrics that take the sample (or class) weights, as Keras's
+            ``compile(weighted_metrics=...)``; a name already in ``metrics`` is logged as
+            ``weighted_<name>``.
 
     Returns:
         :class:`FitResult` ``(params, state, opt_state, history)``.
@@ -299,12 +372,18 @@ def fit(model, params, x, y, *, loss, optimizer, epochs, batch_size, seed=0, val
     mesh = sharding.auto_mesh(mesh)
     sharding.check_batch_size(batch_size, mesh)
     x, y = _as_arrays(x, "x"), _as_arrays(y, "y")
-    x, y, validation = _split_validation(x, y, validation_data, validation_split)
+    weight = sample_weights(y, sample_weight, class_weight, n=num_examples(("x", x), ("y", y)))
+    if class_weight is not None:  # as Keras: class weights weigh the training rows only, not validation_split's
+        weight = None
+    x, y, weight, validation = _split_validation(x, y, weight, validation_data, validation_split)
+    if class_weight is not None:
+        weight = sample_weights(y, class_weight=class_weight)
+    check_data(model, x, y, loss=loss, validation=validation, validation_split=validation_split)
     n = num_examples(("x", x), ("y", y))
     full_steps, remainder = divmod(n, batch_size)
     steps = full_steps + (remainder > 0)
 
-    prog = program(model, loss, metrics, optimizer, frozen, mesh)
+    prog = program(model, loss, metrics, optimizer, frozen, mesh, loss_weights, weighted_metrics)
     if state is None:
         state = initial_state(model, x)
     if callable(callbacks) or hasattr(callbacks, "on_epoch_end"):
@@ -316,14 +395,14 @@ def fit(model, params, x, y, *, loss, optimizer, epochs, batch_size, seed=0, val
     per_step = per_step or scan_epoch is False
     progress = Progress(epochs, steps, verbose)
     params, state = sharding.put_params((params, state), mesh)
-    carry = prog.start(params, prog.init_opt_state(params), state)
+    carry = prog.start(params, prog.init_opt_state(params), state, example=(x, y))
     run = TrainingRun(params=carry.params, state=carry.state, opt_state=carry.opt_state, epochs=epochs, seed=seed,
                       callbacks=callbacks, progress=progress)
     if resume_from is not None and Path(resume_from).exists():
         _restore(resume_from, run, callbacks, seed)
-        carry = prog.start(run.params, run.opt_state, run.state)
+        carry = prog.start(run.params, run.opt_state, run.state, example=(x, y))
 
-    data = EpochData(*sharding.put_data((x, y, _seed_key(seed)), mesh))
+    data = EpochData(*sharding.put_data((x, y, _seed_key(seed), weight), mesh))
     val = None if validation is None else _padded_on_device(*validation, batch_size, mesh)
     for cb in callbacks:
         if callable(getattr(cb, "on_train_begin", None)):
@@ -343,14 +422,14 @@ def fit(model, params, x, y, *, loss, optimizer, epochs, batch_size, seed=0, val
             break
         done = queued.popleft()
         carry = done.carry
-        stats, val_sums = jax.device_get((carry.stats, done.val_sums))
+        stats, values, val_values = jax.device_get((carry.stats, done.values, done.val_values))
         stats = prog.read_stats(stats)
         if stats.bad_step >= 0 and stop_on_nonfinite:
             last_good = runner.replay(done.snapshot, done.epoch, run.lr_scale, stats.bad_step)
             raise _non_finite(last_good, run, done.epoch, stats.bad_step, stats.bad_loss, steps)
-        logs = _logs(prog, stats.totals, stats.count)
-        if val_sums is not None:
-            logs.update(_logs(prog, *prog.read_sums(val_sums), prefix="val_"))
+        logs = _logs(prog, values)
+        if val_values is not None:
+            logs.update(_logs(prog, val_values, prefix="val_"))
         for key, value in logs.items():
             run.history.setdefault(key, []).append(value)
         now = time.perf_counter()
@@ -368,9 +447,8 @@ def fit(model, params, x, y, *, loss, optimizer, epochs, batch_size, seed=0, val
         if stop or run.stop:
             break
 
-    for cb in callbacks:
-        if callable(getattr(cb, "on_train_end", None)):
-            cb.on_train_end(run)
+    # Every hook runs; if one raises, the trained run is saved first (TrainingEndError names the file).
+    finish_training(run, callbacks)
     return FitResult(run.params, run.state, run.opt_state, run.history)
 
 
@@ -381,7 +459,8 @@ class _Dispatched(NamedTuple):
     started: float
     snapshot: Any
     carry: Any
-    val_sums: Any
+    values: Any       # the epoch's history values, on the device
+    val_values: Any
 
 
 def _dispatch(runner, prog, carry, epoch, lr_scale, val, batch_size) -> _Dispatched:
@@ -389,8 +468,8 @@ def _dispatch(runner, prog, carry, epoch, lr_scale, val, batch_size) -> _Dispatc
     # The epoch's first call does not donate `carry`: it stays valid for a replay after a
     # non-finite loss, and the params that callbacks received last epoch stay alive.
     out = runner.run(carry, epoch, lr_scale, started)
-    val_sums = None if val is None else prog.evaluate_all(out.params, out.state, *val, batch_size=batch_size)
-    return _Dispatched(epoch, started, carry, out, val_sums)
+    val_values = None if val is None else prog.evaluate_all(out.params, out.state, *val, batch_size=batch_size)
+    return _Dispatched(epoch, started, carry, out, prog.epoch_values(out), val_values)
 
 
 def _running_logs(prog, carry):
@@ -503,12 +582,17 @@ def _prepare(model, params, x, state, mesh):
 
 
 def evaluate(model, params, x, y, *, loss, metrics=(), batch_size=DEFAULT_EVAL_BATCH_SIZE, state=None,
-             mesh=None) -> dict:
+             mesh=None, loss_weights=None, sample_weight=None, weighted_metrics=()) -> dict:
     """The loss and metrics of ``model`` over a whole data set, exactly (``train=False``).
 
     Batches are padded to a fixed size and the padded rows masked, so the result is the
     data set's own mean (RMSE: the root of the mean), and calls with other data sizes
-    do not compile again. Returns ``{'loss': ..., <metric name>: ...}`` as floats.
+    do not compile again. Returns ``{'loss': ..., <metric name>: ...}`` as floats; losses
+    and metrics by output name (``loss={'price': 'mse'}``) work as in :func:`fit`.
+    ``sample_weight`` (one per example) weighs the loss as in :func:`fit` (Keras's value:
+    the batch losses' mean weighted by batch size); ``metrics`` are unweighted and
+    ``weighted_metrics`` weighted, as Keras's.
+    Metrics are exact over the whole set (AUC, precision, recall, R² included).
 
     >>> import fnnet, jax, numpy as np
     >>> model = fnnet.Dense(1, W_init='ones')
@@ -519,17 +603,20 @@ def evaluate(model, params, x, y, *, loss, metrics=(), batch_size=DEFAULT_EVAL_B
     """
     model, mesh, x, params, state = _prepare(model, params, x, state, mesh)
     y = _as_arrays(y, "y")
+    check_data(model, x, y, loss=loss)
     n = num_examples(("x", x), ("y", y))
-    prog = program(model, loss, metrics, mesh=mesh)
+    weight = sample_weights(y, sample_weight, n=n)
+    prog = program(model, loss, metrics, mesh=mesh, loss_weights=loss_weights, weighted_metrics=weighted_metrics)
     size = _eval_batch_size(n, batch_size, mesh)
-    acc = np.zeros(len(prog.keys) + 1, np.float32)
+    acc = prog.zero_sums(params, state, x, y)
     for start in range(0, n, size):
         stop = min(start + size, n)
-        weight = np.zeros(size, np.float32)
-        weight[:stop - start] = 1.0
+        keep = np.zeros(size, np.float32)
+        keep[:stop - start] = 1.0
+        w = None if weight is None else _pad_rows(weight[start:stop], size)
         acc = prog.evaluate_batch(acc, params, state, _pad_rows(_take(x, start, stop), size),
-                                  _pad_rows(_take(y, start, stop), size), weight)
-    return _logs(prog, *prog.read_sums(jax.device_get(acc)))
+                                  _pad_rows(_take(y, start, stop), size), keep, w)
+    return _logs(prog, jax.device_get(prog.values(*acc)))
 
 
 def predict(model, params, x, batch_size=DEFAULT_EVAL_BATCH_SIZE, state=None, *, mesh=None):
@@ -545,6 +632,7 @@ def predict(model, params, x, batch_size=DEFAULT_EVAL_BATCH_SIZE, state=None, *,
     [[2.0], [2.0], [2.0]]
     """
     model, mesh, x, params, state = _prepare(model, params, x, state, mesh)
+    check_data(model, x)
     n = num_examples(("x", x))
     prog = program(model, mesh=mesh)
     size = _eval_batch_size(n, batch_size, mesh)
