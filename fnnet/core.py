@@ -114,6 +114,8 @@ def _known(shape):
         return tuple(-1 if d is None else int(d) for d in shape)
     if isinstance(shape, (tuple, list)):
         return type(shape)(_known(s) for s in shape)
+    if isinstance(shape, dict):  # a model's inputs by name
+        return {k: _known(s) for k, s in shape.items()}
     return shape
 
 
@@ -169,6 +171,10 @@ def shape_str(shape) -> str:
     shape = _known(shape)
     if _is_shape(shape):
         return "(" + ", ".join("None" if d == -1 else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+    if isinstance(shape, dict):
+        return "{" + ", ".join(f"{k!r}: {shape_str(s)}" for k, s in shape.items()) + "}"
+    if not isinstance(shape, (tuple, list)):
+        return repr(shape)
     return "[" + ", ".join(shape_str(s) for s in shape) + "]"
 
 
@@ -764,4 +770,6 @@ def walk(model, input_shape=None, rng=None) -> Node:
     >>> [(n.key, n.output_shape, n.params and n.params['kernel'].shape) for n in root.children]
     [('dense', (-1, 4), (3, 4)), ('relu', (-1, 4), {}), ('dense_1', (-1, 1), (4, 1))]
     """
-    return _walk_model(model, None if input_shape is None else _known(tuple(input_shape)), rng)
+    if input_shape is not None and not isinstance(input_shape, dict):
+        input_shape = tuple(input_shape)
+    return _walk_model(model, None if input_shape is None else _known(input_shape), rng)

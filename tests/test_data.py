@@ -294,3 +294,45 @@ def test_pad_sequences_matches_keras(padding, truncating, maxlen):
     got = fnnet.pad_sequences(seqs, maxlen=maxlen, padding=padding, truncating=truncating, value=-3)
     np.testing.assert_array_equal(got, expected)
     assert got.dtype == expected.dtype
+
+
+def _saved_tokenizer_config(**changes):
+    return {**fnnet.Tokenizer().fit_on_texts(["aaa bb", "aaa c"]).to_config(), **changes}
+
+
+@pytest.mark.parametrize("pattern", [r"(a+)+$", r"(a*)*b", r"(a|a)*c", r"(?:\w+\s?)+$", r"((ab)*c)+",
+                                     r"(x+x+)+y", r"(\d{1,3}){2,}", r"(?P<w>a+)*"])
+def test_tokenizer_from_config_refuses_a_catastrophic_saved_pattern_quickly(pattern):
+    import time
+    config = json.loads(json.dumps(_saved_tokenizer_config(token_pattern=pattern)))
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=r"^Tokenizer\.from_config: token_pattern .* repeats a group"):
+        fnnet.Tokenizer.from_config(config)
+    assert time.perf_counter() - start < 1.0  # refused from its text, never run on input
+
+
+@pytest.mark.parametrize("pattern,problem", [("x" * 201, "at most 200"), ("(unclosed", "not a valid regex"),
+                                             (["\\w+"], "must be a str")])
+def test_tokenizer_from_config_refuses_long_invalid_or_non_string_patterns(pattern, problem):
+    with pytest.raises(ValueError, match=f"^Tokenizer\\.from_config: token_pattern .*{problem}"):
+        fnnet.Tokenizer.from_config(_saved_tokenizer_config(token_pattern=pattern))
+
+
+@pytest.mark.parametrize("pattern", [r"\w+", r"[a-z]+(?:-[a-z]+)?", r"[(]a+[)]+", r"\(a+\)+", r"(?:ab)+|\d+"])
+def test_tokenizer_from_config_accepts_safe_saved_patterns(pattern):
+    tok = fnnet.Tokenizer(token_pattern=pattern).fit_on_texts(["ab-cd (aa) 12"])
+    again = fnnet.Tokenizer.from_config(json.loads(json.dumps(tok.to_config())))
+    assert again.token_pattern == pattern
+    assert again.texts_to_sequences(["ab-cd (aa) 12"]) == tok.texts_to_sequences(["ab-cd (aa) 12"])
+
+
+def test_tokenizer_default_pattern_round_trips_through_saved_config():
+    tok = fnnet.Tokenizer(ngrams=2).fit_on_texts(["the plot isn't good !", "good film"])
+    again = fnnet.Tokenizer.from_config(json.loads(json.dumps(tok.to_config())))
+    assert again.token_pattern == fnnet.data.DEFAULT_TOKEN_PATTERN
+    assert again.texts_to_sequences(["isn't the film good ?!"]) == tok.texts_to_sequences(["isn't the film good ?!"])
+
+
+def test_tokenizer_built_in_code_may_use_any_pattern():
+    tok = fnnet.Tokenizer(token_pattern=r"(?:\w+\s?)+", oov_token=None).fit_on_texts(["a b", "c"])
+    assert tok.tokenize("a b") == ["a b"]  # only loading from saved data is restricted

@@ -274,7 +274,25 @@ def _kill_loop(kind, tmp_path, kills, width):
         save(target, 1, width)
         assert no_leftovers(target) == []
         assert version_of(target) == 1
-    print(f"{kind}: {kills} kills, {interrupted} inside a write, versions seen {len(seen)}")
+    # One more kill once the child has finished a save (random delays on a loaded machine can
+    # all land before the first one), so the test always sees a save that completed between kills.
+    pid = os.fork()
+    if pid == 0:
+        try:
+            for version in range(2, 10_000):
+                save(target, version, width)
+        finally:
+            os._exit(0)
+    deadline = time.monotonic() + 60
+    while version_of(target) == 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(rng.uniform(0.0, 1.0) * one_save)
+    os.kill(pid, signal.SIGKILL)
+    _wait(pid)
+    seen.add(version_of(target))
+    save(target, 1, width)
+    assert no_leftovers(target) == [] and version_of(target) == 1
+    print(f"{kind}: {kills + 1} kills, {interrupted} inside a write, versions seen {len(seen)}")
     return seen, interrupted
 
 

@@ -280,3 +280,26 @@ def test_layernorm_rms_scaling_passes_check_layer_and_round_trips():
     _, params = layer.init(jax.random.PRNGKey(0), (-1, 5))
     x = jax.random.normal(jax.random.PRNGKey(1), (2, 5))
     np.testing.assert_array_equal(rebuilt.apply(params, x), layer.apply(params, x))
+
+
+@pytest.mark.parametrize("build,message", [
+    (lambda: fnnet.MaxPool((0, 2)), "MaxPool: window_shape"),
+    (lambda: fnnet.AvgPool((2,), strides=(1.5,)), "AvgPool: strides"),
+    (lambda: fnnet.SumPool(2), "SumPool: window_shape"),
+    (lambda: fnnet.SumPool((2, True)), "SumPool: window_shape"),
+    (lambda: fnnet.MaxPooling1D(0), "MaxPooling1D: pool_size"),
+    (lambda: fnnet.MaxPooling2D(pool_size=(2, -1)), "MaxPooling2D: pool_size"),
+    (lambda: fnnet.MaxPooling2D(strides=0), "MaxPooling2D: strides"),
+    (lambda: fnnet.AveragePooling1D(2, strides=2.0), "AveragePooling1D: strides"),
+    (lambda: fnnet.AveragePooling2D(pool_size="2"), "AveragePooling2D: pool_size"),
+])
+def test_pooling_refuses_bad_window_or_strides_at_construction(build, message):
+    with pytest.raises(ValueError, match=f"^{message} must be a"):
+        build()
+
+
+def test_pooling_accepts_numpy_integer_windows_from_a_spec():
+    layer = fnnet.MaxPooling2D(pool_size=(np.int64(2), 2), strides=[np.int32(2), 1])
+    assert layer.init(jax.random.PRNGKey(0), (-1, 8, 8, 3))[0] == (-1, 4, 7, 3)
+    rebuilt = fnnet.from_spec(fnnet.to_spec(fnnet.AveragePooling1D(3, strides=1)))
+    assert rebuilt.init(jax.random.PRNGKey(0), (-1, 10, 2))[0] == (-1, 8, 2)

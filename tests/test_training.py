@@ -610,3 +610,61 @@ def test_evaluate_weighted_loss_matches_keras(reduction):
     assert set(logs) == set(expected)
     for key in expected:
         assert logs[key] == pytest.approx(expected[key], rel=1e-5), key
+
+
+@pytest.mark.parametrize("scan_epoch,batch_size", [("auto", 4), ("auto", 6), (False, 4)])
+def test_fit_in_jit_data_flag_names_the_bad_row_not_the_loss(monkeypatch, scan_epoch, batch_size):
+    import fnnet.training.loop
+    monkeypatch.setattr(fnnet.training.loop, "check_data", lambda *args, **kwargs: None)  # past the host check
+    x = np.random.default_rng(0).normal(size=(20, 3)).astype(np.float32)
+    x[13, 2] = np.nan
+    model = fnnet.Dense(1)
+    _, params = model.init(jax.random.PRNGKey(0), (-1, 3))
+    with pytest.raises(fnnet.DataError, match=r"^epoch 1: a training batch held non-finite values: "
+                                              r"x: nan at row 13, column 2 "):
+        fnnet.fit(model, params, x, np.zeros((20, 1), np.float32), loss="mse", optimizer="sgd", epochs=2,
+                  batch_size=batch_size, scan_epoch=scan_epoch, verbose=0)
+
+
+def test_fit_in_jit_data_flag_sees_bad_targets_even_without_the_loss_guard(monkeypatch):
+    import fnnet.training.loop
+    monkeypatch.setattr(fnnet.training.loop, "check_data", lambda *args, **kwargs: None)
+    x = np.ones((8, 2), np.float32)
+    y = np.zeros((8, 1), np.float32)
+    y[5, 0] = np.inf
+    model = fnnet.Dense(1)
+    _, params = model.init(jax.random.PRNGKey(0), (-1, 2))
+    with pytest.raises(fnnet.DataError, match=r"^epoch 1: .* y: inf at row 5, column 0 "):
+        fnnet.fit(model, params, x, y, loss="mse", optimizer="sgd", epochs=1, batch_size=4, verbose=0,
+                  stop_on_nonfinite=False)
+
+
+def test_fit_in_jit_data_flag_stays_clear_on_finite_data():
+    x = np.random.default_rng(1).normal(size=(12, 2)).astype(np.float32)
+    model = fnnet.Dense(1)
+    _, params = model.init(jax.random.PRNGKey(0), (-1, 2))
+    prog = fnnet.training.steps.program(model, "mse", (), "sgd")
+    result = fnnet.fit(model, params, x, x[:, :1], loss="mse", optimizer="sgd", epochs=2, batch_size=5, verbose=0)
+    assert len(result.history["loss"]) == 2
+    carry = prog.start(result.params, prog.init_opt_state(result.params), None, example=(x, x[:, :1]))
+    data = fnnet.training.steps.EpochData(x, x[:, :1], jax.random.PRNGKey(0))
+    out = prog.run_steps_keep(carry, data, None, 0, np.float32(1.0), batch_size=5, num_steps=2, remainder=2,
+                              start=True)
+    assert prog.read_stats(np.asarray(out.stats)).bad_data is False
+    bad = x.copy()
+    bad[11, 0] = -np.inf  # in the remainder batch, the last step outside the scan
+    out = prog.run_steps_keep(carry, data._replace(x=bad), None, 0, np.float32(1.0), batch_size=5, num_steps=2,
+                              remainder=2, start=True)
+    assert prog.read_stats(np.asarray(out.stats)).bad_data is True
+
+
+def test_predict_and_evaluate_refuse_a_stateful_model_without_its_state():
+    model = fnnet.serial(fnnet.Dense(3), fnnet.BatchNorm(), fnnet.Dense(1))
+    _, params, state = model.init_with_state(jax.random.PRNGKey(0), (None, 2))
+    x, y = np.ones((8, 2), np.float32), np.ones((8, 1), np.float32)
+    with pytest.raises(ValueError, match=r"predict: the model keeps state \(batch_norm\)"):
+        fnnet.predict(model, params, x)
+    with pytest.raises(ValueError, match=r"evaluate: the model keeps state \(batch_norm\)"):
+        fnnet.evaluate(model, params, x, y, loss="mse")
+    assert fnnet.predict(model, params, x, state=state).shape == (8, 1)
+    assert fnnet.predict(fnnet.Dense(1), fnnet.Dense(1).init(jax.random.PRNGKey(0), (None, 2))[1], x).shape == (8, 1)

@@ -205,6 +205,64 @@ def one_hot(labels, num_classes=None, dtype="float32"):
 # ("!", "?!", "...", "--") is a token of its own, so sentiment cues survive.
 DEFAULT_TOKEN_PATTERN = r"\w+(?:['’]\w+)*|[^\w\s]+"
 
+# A saved tokenizer's file is untrusted data: a crafted ``token_pattern`` such as ``(a+)+$``
+# backtracks exponentially (ReDoS) and would hang every later ``tokenize``. Loading accepts
+# only the default or patterns that pass this deliberately conservative check.
+_MAX_SAVED_PATTERN_LENGTH = 200
+
+
+def _has_nested_quantifier(pattern: str) -> bool:
+    """Whether a group holding a quantifier or an alternation is itself repeated (``*``, ``+``, ``{``).
+
+    A scan of the pattern's text, skipping escapes and character classes: ``(a+)+``,
+    ``(a*)*`` and ``(a|a)*`` are caught, ``(?:-\\w+)?`` and ``[(]a+[)]+`` are not.
+    """
+    risky = [False]  # per open group (the outermost entry is the whole pattern): holds a quantifier or "|"
+    i, n = 0, len(pattern)
+    while i < n:
+        char = pattern[i]
+        if char == "\\":
+            i += 2
+            continue
+        if char == "[":  # a class: its "+", "*" and "(" are literals; "]" first is a literal too
+            i += 1
+            i += pattern.startswith("^", i)
+            i += pattern.startswith("]", i)
+            while i < n and pattern[i] != "]":
+                i += 2 if pattern[i] == "\\" else 1
+        elif char == "(":
+            risky.append(False)
+            i += pattern.startswith("?", i + 1)  # "(?:", "(?P<", "(?=": not a quantifier
+        elif char == ")" and len(risky) > 1:
+            inner = risky.pop()
+            repeated = i + 1 < n and pattern[i + 1] in "*+{"
+            if inner and repeated:
+                return True
+            risky[-1] = risky[-1] or inner or repeated
+        elif char in "*+?{|":
+            risky[-1] = True
+        i += 1
+    return False
+
+
+def _check_saved_token_pattern(pattern) -> None:
+    if pattern == DEFAULT_TOKEN_PATTERN:
+        return
+    where = "Tokenizer.from_config: token_pattern"
+    if not isinstance(pattern, str):
+        raise ValueError(f"{where} must be a str, got {type(pattern).__name__}")
+    if len(pattern) > _MAX_SAVED_PATTERN_LENGTH:
+        raise ValueError(f"{where} is {len(pattern)} characters long; a saved pattern may have at most "
+                         f"{_MAX_SAVED_PATTERN_LENGTH}")
+    try:
+        re.compile(pattern)
+    except re.error as error:
+        raise ValueError(f"{where} {pattern!r} is not a valid regex: {error}") from None
+    if _has_nested_quantifier(pattern):
+        raise ValueError(f"{where} {pattern!r} repeats a group that holds a quantifier or '|' (like '(a+)+'), "
+                         "which can backtrack for ever; saved configurations are untrusted, so it is refused. "
+                         "Build Tokenizer(token_pattern=...) in code to use it deliberately")
+
 
 class Tokenizer:
     """Turns texts into sequences of word ids, with a vocabulary learnt from training texts.
@@ -355,12 +413,19 @@ class Tokenizer:
     def from_config(cls, config: dict) -> "Tokenizer":
         """A tokenizer with the vocabulary of :meth:`to_config`'s data, ids unchanged.
 
+        The data is untrusted: its ``token_pattern`` must be the default or a short regex that
+        repeats no group holding a quantifier (``(a+)+`` is refused with a :class:`ValueError`).
+
         >>> import fnnet, json
         >>> tok = fnnet.Tokenizer(num_words=100).fit_on_texts(["a b b", "c"])
         >>> again = fnnet.Tokenizer.from_config(json.loads(json.dumps(tok.to_config())))
         >>> again.word_index == tok.word_index, again.texts_to_sequences(["b c d"])
         (True, [[2, 4, 1]])
+        >>> fnnet.Tokenizer.from_config({**tok.to_config(), 'token_pattern': '(a+)+$'})  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ValueError: Tokenizer.from_config: token_pattern '(a+)+$' repeats a group that holds a quantifier ...
         """
+        _check_saved_token_pattern(config["token_pattern"])  # the file is untrusted; code may pass any pattern
         tokenizer = cls(config["num_words"], config["oov_token"], config["lower"], config["token_pattern"],
                         config["ngrams"])
         tokenizer.document_count = config["document_count"]

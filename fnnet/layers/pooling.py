@@ -8,7 +8,7 @@ import math
 import jax.numpy as jnp
 from jax import lax
 
-from ..core import layer, registered
+from ..core import expect_positive_int, layer, registered
 
 
 def _full_window(window_shape, strides, spec):
@@ -21,7 +21,19 @@ def _full_window(window_shape, strides, spec):
     return window_shape, strides
 
 
+def _expect_window(what, values):
+    """Every size in a window or stride tuple must be a whole number >= 1, checked at construction
+    (a zero or fractional size would otherwise fail deep inside ``lax.reduce_window``)."""
+    if not isinstance(values, (tuple, list)):
+        raise ValueError(f"{what} must be a tuple of positive integers, got {values!r}")
+    for value in values:
+        expect_positive_int(value, what)
+
+
 def _pool(name, reducer, init_val, window_shape, strides, padding, spec, average):
+    _expect_window(f"{name}: window_shape", window_shape)
+    if strides:
+        _expect_window(f"{name}: strides", strides)
     dims, steps = _full_window(window_shape, strides, spec)
 
     def apply(params, x):
@@ -71,10 +83,12 @@ def AvgPool(window_shape, strides=None, padding="VALID", spec=None):
     return _pool("AvgPool", lax.add, 0.0, window_shape, strides, padding, spec, average=True)
 
 
-def _keras_pool(constructor, ndim, pool_size, strides, padding):
+def _keras_pool(name, constructor, ndim, pool_size, strides, padding):
     size = pool_size if isinstance(pool_size, (tuple, list)) else (pool_size,) * ndim
+    _expect_window(f"{name}: pool_size", size)  # named as the Keras layer the user wrote
     steps = strides if strides is not None else size
     steps = steps if isinstance(steps, (tuple, list)) else (steps,) * ndim
+    _expect_window(f"{name}: strides", steps)
     return constructor(tuple(size), tuple(steps), padding.upper())
 
 
@@ -86,7 +100,7 @@ def MaxPooling1D(pool_size=2, strides=None, padding="valid"):
     >>> fnnet.MaxPooling1D(2).init(jax.random.PRNGKey(0), (-1, 10, 3))[0]
     (-1, 5, 3)
     """
-    return _keras_pool(MaxPool, 1, pool_size, strides, padding)
+    return _keras_pool("MaxPooling1D", MaxPool, 1, pool_size, strides, padding)
 
 
 @registered("MaxPooling2D")
@@ -96,8 +110,11 @@ def MaxPooling2D(pool_size=(2, 2), strides=None, padding="valid"):
     >>> import fnnet, jax
     >>> fnnet.MaxPooling2D().init(jax.random.PRNGKey(0), (-1, 8, 8, 3))[0]
     (-1, 4, 4, 3)
+    >>> fnnet.MaxPooling2D(pool_size=0)
+    Traceback (most recent call last):
+    ValueError: MaxPooling2D: pool_size must be a positive integer, got 0
     """
-    return _keras_pool(MaxPool, 2, pool_size, strides, padding)
+    return _keras_pool("MaxPooling2D", MaxPool, 2, pool_size, strides, padding)
 
 
 @registered("AveragePooling1D")
@@ -108,7 +125,7 @@ def AveragePooling1D(pool_size=2, strides=None, padding="valid"):
     >>> fnnet.AveragePooling1D(2).init(jax.random.PRNGKey(0), (-1, 10, 3))[0]
     (-1, 5, 3)
     """
-    return _keras_pool(AvgPool, 1, pool_size, strides, padding)
+    return _keras_pool("AveragePooling1D", AvgPool, 1, pool_size, strides, padding)
 
 
 @registered("AveragePooling2D")
@@ -119,7 +136,7 @@ def AveragePooling2D(pool_size=(2, 2), strides=None, padding="valid"):
     >>> fnnet.AveragePooling2D().init(jax.random.PRNGKey(0), (-1, 8, 8, 3))[0]
     (-1, 4, 4, 3)
     """
-    return _keras_pool(AvgPool, 2, pool_size, strides, padding)
+    return _keras_pool("AveragePooling2D", AvgPool, 2, pool_size, strides, padding)
 
 
 def _global(name, reduce, ndim):

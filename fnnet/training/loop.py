@@ -33,12 +33,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..io.checkpoint import keypath_str, load_checkpoint
-from ..core import as_layer
+from ..core import as_layer, walk
 from . import sharding
 from .callbacks import TrainingRun, as_callback, finish_training
 from .progress import Progress
 from .steps import EpochData, program
-from .validation import check_data
+from .validation import check_data, epoch_data_error
 
 # Chunks of the live bar: at least this many steps each, and about CHUNKS_PER_EPOCH per epoch.
 MIN_CHUNK_STEPS = 64
@@ -424,6 +424,8 @@ def fit(model, params, x, y, *, loss, optimizer, epochs, batch_size, seed=0, val
         carry = done.carry
         stats, values, val_values = jax.device_get((carry.stats, done.values, done.val_values))
         stats = prog.read_stats(stats)
+        if stats.bad_data:  # bad data, not a diverging model: before the loss guard, always raised
+            raise epoch_data_error(done.epoch + 1, x, y)
         if stats.bad_step >= 0 and stop_on_nonfinite:
             last_good = runner.replay(done.snapshot, done.epoch, run.lr_scale, stats.bad_step)
             raise _non_finite(last_good, run, done.epoch, stats.bad_step, stats.bad_loss, steps)
@@ -571,12 +573,29 @@ def _eval_batch_size(n, batch_size, mesh):
     return _round_up(size, sharding.data_size(mesh))
 
 
-def _prepare(model, params, x, state, mesh):
+def stateful_layers(model, input_shape) -> list:
+    """The paths of the layers that keep state (``['serial/batch_norm']``), by the one walker.
+
+    >>> import fnnet
+    >>> from fnnet.training.loop import stateful_layers
+    >>> stateful_layers(fnnet.serial(fnnet.Dense(2), fnnet.BatchNorm()), (None, 3))
+    ['batch_norm']
+    """
+    return ["/".join(node.path) or node.layer.name for node in walk(model, input_shape).nodes()
+            if node.state is not None and not node.children]
+
+
+def _prepare(model, params, x, state, mesh, where):
     model = as_layer(model)
     mesh = sharding.auto_mesh(mesh)
     x = _as_arrays(x, "x")
     if state is None:
-        state = initial_state(model, x)
+        # Inference with freshly initialised statistics (mean 0, variance 1) is silently wrong.
+        keeping = stateful_layers(model, _input_shape(x))
+        if keeping:
+            raise ValueError(f"{where}: the model keeps state ({', '.join(keeping)}) and no state= was given; "
+                             "pass the state training returned (fit(...).state), or init_with_state's for "
+                             "an untrained model")
     params, state = sharding.put_params((params, state), mesh)
     return model, mesh, x, params, state
 
@@ -601,7 +620,7 @@ def evaluate(model, params, x, y, *, loss, metrics=(), batch_size=DEFAULT_EVAL_B
     >>> fnnet.evaluate(model, params, x, np.zeros(5), loss='mse', metrics=['mae', 'rmse'], batch_size=2)
     {'loss': 4.0, 'mae': 2.0, 'rmse': 2.0}
     """
-    model, mesh, x, params, state = _prepare(model, params, x, state, mesh)
+    model, mesh, x, params, state = _prepare(model, params, x, state, mesh, "evaluate")
     y = _as_arrays(y, "y")
     check_data(model, x, y, loss=loss)
     n = num_examples(("x", x), ("y", y))
@@ -631,7 +650,7 @@ def predict(model, params, x, batch_size=DEFAULT_EVAL_BATCH_SIZE, state=None, *,
     >>> fnnet.predict(model, params, np.ones((3, 2), np.float32), batch_size=2).tolist()
     [[2.0], [2.0], [2.0]]
     """
-    model, mesh, x, params, state = _prepare(model, params, x, state, mesh)
+    model, mesh, x, params, state = _prepare(model, params, x, state, mesh, "predict")
     check_data(model, x)
     n = num_examples(("x", x))
     prog = program(model, mesh=mesh)

@@ -18,8 +18,9 @@ all its examples at once. As in Keras, ``metrics`` ignore ``sample_weight``. Eva
 its last batch; padded rows have weight 0 and are left out of the loss's reduction.
 
 Non-finite guard: the first step of an epoch whose loss is not finite is recorded (its
-index and loss, two scalars in the carry); the loop reads the record once per epoch, so
-there is no host sync per step. The first jitted call of each epoch does not donate its
+index and loss, two scalars in the carry), and a flag records whether any batch's ``x`` or
+``y`` held a non-finite float (data that slipped past the host check); the loop reads both
+once per epoch, so there is no host sync per step. The first jitted call of each epoch does not donate its
 input, which therefore stays valid: on a bad step the loop replays the epoch from it up
 to that step to recover the last finite params exactly, at no cost to healthy epochs.
 """
@@ -45,8 +46,9 @@ class Carry(NamedTuple):
 
     ``stats`` is one float32 vector, so that the loop reads an epoch's results with one
     transfer: for each loss key (``Program.loss_keys``) the sum of batch loss × batch size,
-    the number of examples, then the first step whose loss was not finite (-1 if none) and
-    that loss. ``metric_states``: one mergeable state per metric (``Program.metrics``).
+    the number of examples, then the first step whose loss was not finite (-1 if none),
+    that loss, and 1 if any batch's ``x`` or ``y`` held a non-finite float (else 0).
+    ``metric_states``: one mergeable state per metric (``Program.metrics``).
     """
 
     params: object
@@ -64,6 +66,7 @@ class EpochStats(NamedTuple):
     count: float
     bad_step: int
     bad_loss: float
+    bad_data: bool = False   # some batch's x or y held NaN or inf
 
 
 class EpochData(NamedTuple):
@@ -89,6 +92,13 @@ class LossTerm(NamedTuple):
 
 def _rows(tree, index):
     return jax.tree_util.tree_map(lambda a: a[index], tree)
+
+
+def _holds_non_finite(tree):
+    """A device bool: whether any floating leaf of ``tree`` holds NaN or inf (integer leaves cannot)."""
+    flags = [~jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree_util.tree_leaves(tree)
+             if jnp.issubdtype(jnp.result_type(leaf), jnp.inexact)]
+    return jnp.any(jnp.stack(flags)) if flags else jnp.asarray(False)
 
 
 def _abstract(tree):
@@ -234,7 +244,7 @@ class Program:
         return sharding.put_params(carry, self.mesh)
 
     def _cleared_stats(self, xp):
-        return xp.asarray([0.0] * (len(self.loss_keys) + 1) + [-1.0, 0.0], dtype=xp.float32)
+        return xp.asarray([0.0] * (len(self.loss_keys) + 1) + [-1.0, 0.0, 0.0], dtype=xp.float32)
 
     def reset(self, carry: Carry, data: EpochData) -> Carry:
         """The carry at the start of an epoch: sums, metric states, counters and the guard record cleared."""
@@ -248,7 +258,7 @@ class Program:
         """Host-side view of ``Carry.stats`` (a numpy array)."""
         k = len(self.loss_keys)
         return EpochStats(dict(zip(self.loss_keys, stats[:k].tolist())), float(stats[k]), int(stats[k + 1]),
-                          float(stats[k + 2]))
+                          float(stats[k + 2]), bool(stats[k + 3] > 0))
 
     def epoch_values(self, carry: Carry):
         """The epoch's history values (``keys`` order) on the device, from its carry."""
@@ -288,9 +298,10 @@ class Program:
         k = len(self.loss_keys) + 1
         first_bad = (carry.stats[k] < 0) & ~jnp.isfinite(value)
         record = jnp.where(first_bad, jnp.stack([carry.step.astype(jnp.float32), value.astype(jnp.float32)]),
-                           carry.stats[k:])
-        return Carry(params, opt_state, new_state, jnp.concatenate([carry.stats[:k] + sums, record]), states,
-                     carry.step + 1)
+                           carry.stats[k:k + 2])
+        bad_data = jnp.maximum(carry.stats[k + 2:], _holds_non_finite((xb, yb)).astype(jnp.float32))
+        return Carry(params, opt_state, new_state, jnp.concatenate([carry.stats[:k] + sums, record, bad_data]),
+                     states, carry.step + 1)
 
     def _run_steps(self, carry: Carry, data: EpochData, perm, epoch, lr_scale, *, batch_size, num_steps,
                    remainder, start, shuffle=True):

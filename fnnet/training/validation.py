@@ -230,3 +230,23 @@ def check_data(model, x, y=None, *, loss=None, validation=None, validation_split
         if validation is not None:
             _check_labels(model, validation[0], validation[1], loss, "validation y")
         _check_split(loss, y, validation, validation_split)
+
+
+def epoch_data_error(epoch: int, x, y) -> DataError:
+    """The :class:`DataError` for an epoch whose on-device flag saw a non-finite ``x`` or ``y``.
+
+    The jitted epoch only knows that some batch held NaN or inf; the training data is
+    checked again here, on the host, to name the array, row and value.
+
+    >>> import numpy as np
+    >>> print(epoch_data_error(3, np.zeros((2, 2)), np.array([[0.0], [np.inf]])))
+    epoch 3: a training batch held non-finite values: y: inf at row 1, column 0 (1 non-finite value in all); \
+clean or impute the data first
+    """
+    where = f"epoch {epoch}: a training batch held non-finite values"
+    try:
+        _check_finite("x", x)
+        _check_finite("y", y)
+    except DataError as error:
+        return DataError(f"{where}: {error}")
+    return DataError(f"{where} in x or y, though the data as given is finite now (was it changed during fit?)")
