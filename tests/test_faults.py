@@ -283,8 +283,13 @@ def _kill_loop(kind, tmp_path, kills, width):
                 save(target, version, width)
         finally:
             os._exit(0)
+    # Poll without racing the writer: a model's model.json and weights are read separately, so
+    # while the child still saves, only the weights tell which version is there.
+    def current():
+        return version_of(target, writer_running=True) if kind == "model" else version_of(target)
+
     deadline = time.monotonic() + 60
-    while version_of(target) == 1 and time.monotonic() < deadline:
+    while current() == 1 and time.monotonic() < deadline:
         time.sleep(0.01)
     time.sleep(rng.uniform(0.0, 1.0) * one_save)
     os.kill(pid, signal.SIGKILL)
