@@ -589,16 +589,24 @@ class Loss(NamedTuple):
     reduction: str | None = "sum_over_batch_size"
     unreduced: Callable | None = None
 
-    def __call__(self, y_true, y_pred, sample_weight=None):
-        """The batch loss: the values weighted by ``sample_weight`` and reduced by ``reduction``."""
+    def __call__(self, y_true, y_pred, sample_weight=None, *, rows=None):
+        """The batch loss: the values weighted by ``sample_weight`` and reduced by ``reduction``.
+
+        ``rows`` (a boolean per example) keeps only those rows, as if the batch held just them
+        (padded evaluation rows); None keeps every row.
+        """
         if self.unreduced is None:
-            return reduce_loss(self.per_example(y_true, y_pred), sample_weight, self.reduction)
+            return reduce_loss(self.per_example(y_true, y_pred), sample_weight, self.reduction, rows)
         trues, preds = output_leaves(y_true), output_leaves(y_pred)
         if len(trues) != len(preds):
             raise ValueError(f"the model has {len(preds)} outputs but y holds {len(trues)} arrays")
         total = 0.0
         for t, p in zip(trues, preds):
             values, mask = self.unreduced(t, p)
+            values = jnp.asarray(values)
+            if rows is not None and values.ndim > 0:  # a whole-batch value (dice, axis=None) has no rows
+                kept = jnp.broadcast_to(rows.reshape(rows.shape + (1,) * (values.ndim - 1)), values.shape)
+                mask = kept if mask is None else kept & jnp.broadcast_to(jnp.asarray(mask, bool), values.shape)
             total = total + reduce_loss(values, sample_weight, self.reduction, mask)
         return total
 

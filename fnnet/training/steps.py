@@ -36,7 +36,7 @@ import optax
 
 from ..core import as_layer
 from . import sharding
-from .losses import Loss, get_loss, output_leaves, reduce_loss
+from .losses import Loss, get_loss
 from .metrics import Metric, get_metrics, merge_states
 from .optimizers import freeze, get_optimizer
 
@@ -120,24 +120,7 @@ def loss_of_rows(loss, y_true, y_pred, sample_weight=None, keep=None):
     >>> float(loss_of_rows(mae, jnp.zeros(3), jnp.array([1.0, 3.0, 100.0]), keep=jnp.array([True, True, False])))
     2.0
     """
-    if keep is None:
-        return loss(y_true, y_pred, sample_weight)
-    if loss.unreduced is None:
-        return reduce_loss(loss.per_example(y_true, y_pred), sample_weight, loss.reduction, keep)
-    trues, preds = output_leaves(y_true), output_leaves(y_pred)
-    if len(trues) != len(preds):
-        raise ValueError(f"the model has {len(preds)} outputs but y holds {len(trues)} arrays")
-    total = 0.0
-    for t, p in zip(trues, preds):
-        values, mask = loss.unreduced(t, p)
-        values = jnp.asarray(values)
-        if values.ndim == 0:  # a whole-batch value (dice with axis=None): padded rows cannot be told apart
-            total = total + reduce_loss(values, sample_weight, loss.reduction, mask)
-            continue
-        rows = jnp.broadcast_to(keep.reshape(keep.shape + (1,) * (values.ndim - 1)), values.shape)
-        mask = rows if mask is None else rows & jnp.broadcast_to(jnp.asarray(mask, bool), values.shape)
-        total = total + reduce_loss(values, sample_weight, loss.reduction, mask)
-    return total
+    return loss(y_true, y_pred, sample_weight, rows=keep)
 
 
 class Program:
